@@ -1,0 +1,3 @@
+from lofitui.cli import main
+
+raise SystemExit(main())

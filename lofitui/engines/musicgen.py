@@ -1,0 +1,452 @@
+"""MusicGen through ONNX Runtime: T5 text encoder → decoder with KV cache → EnCodec.
+
+Per step the decoder sees one token column per codebook (the delay pattern staggers codebook k
+by k steps), classifier-free guidance runs the conditional and unconditional rows in one batch,
+and top-k sampling with a seeded numpy generator makes the same request give the same tokens.
+Tracks longer than one window continue audiocraft-style: the last ``prompt`` seconds of codes
+prime the next window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from lofitui.engines.base import (
+    Audio,
+    CancelToken,
+    ProgressCallback,
+    ProgressMeter,
+    TrackRequest,
+)
+from lofitui.engines.musicgen_decoder import DecoderRunner, MergedDecoder, SplitDecoder
+from lofitui.engines.musicgen_files import MusicGenFiles
+from lofitui.engines.runtime import RuntimeOptions, active_device, load_session
+from lofitui.errors import ModelError, UsageError
+
+MAX_DURATION_S = 600.0  # 10 minutes: windowed continuation keeps cost linear
+MIN_DURATION_S = 1.0
+MAX_PROMPT_TOKENS = 256
+
+DEFAULT_TOP_K = 250
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_GUIDANCE = 3.0
+# audiocraft's long-form defaults: 30 s windows that advance by 18 s (12 s of codes as prompt).
+DEFAULT_WINDOW_S = 30.0
+DEFAULT_STRIDE_S = 18.0
+
+
+@dataclass(frozen=True)
+class MusicGenConfig:
+    """The numbers generation needs, read from config.json / generation_config.json."""
+
+    num_codebooks: int
+    vocab_size: int
+    pad_token_id: int
+    sampling_rate: int
+    frame_rate: float
+    max_positions: int
+    heads: int
+    head_dim: int
+    top_k: int
+    guidance: float
+    temperature: float
+
+    @classmethod
+    def from_files(cls, files: MusicGenFiles) -> MusicGenConfig:
+        config = files.read_config()
+        gen = files.read_generation_config()
+        decoder: dict[str, Any] = config.get("decoder", config)
+        audio: dict[str, Any] = config.get("audio_encoder", {})
+        try:
+            if int(decoder.get("audio_channels", 1)) != 1:
+                raise ModelError(f"{files.config}: stereo MusicGen models are not supported yet")
+            vocab = int(decoder["vocab_size"])
+            rate = int(audio.get("sampling_rate", 32000))
+            ratios = audio.get("upsampling_ratios") or [8, 5, 4, 4]
+            frame_rate = float(audio.get("frame_rate") or rate / math.prod(ratios))
+            hidden = int(decoder["hidden_size"])
+            heads = int(decoder["num_attention_heads"])
+            return cls(
+                num_codebooks=int(decoder["num_codebooks"]),
+                vocab_size=vocab,
+                pad_token_id=int(decoder.get("pad_token_id") or gen.get("pad_token_id") or vocab),
+                sampling_rate=rate,
+                frame_rate=frame_rate,
+                max_positions=int(decoder.get("max_position_embeddings", 2048)),
+                heads=heads,
+                head_dim=hidden // heads,
+                top_k=int(gen.get("top_k") or DEFAULT_TOP_K),
+                guidance=float(gen.get("guidance_scale") or DEFAULT_GUIDANCE),
+                temperature=float(gen.get("temperature") or DEFAULT_TEMPERATURE),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{files.config} is not a MusicGen config ({exc!r})") from exc
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    top_k: int
+    temperature: float
+    guidance: float
+
+    def validate(self, vocab: int) -> None:
+        if self.top_k < 1:
+            raise UsageError(f"top-k must be >= 1 (got {self.top_k})")
+        if self.top_k > vocab:
+            raise UsageError(f"top-k must be <= {vocab} (got {self.top_k})")
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise UsageError(f"temperature must be > 0 (got {self.temperature})")
+        if not (self.guidance >= 1 and math.isfinite(self.guidance)):
+            raise UsageError(f"guidance must be >= 1 (got {self.guidance}); 1 disables it")
+
+
+def sample_tokens(
+    logits: np.ndarray, params: SamplingParams, rng: np.random.Generator
+) -> np.ndarray:
+    """One token per row from (rows, vocab) logits; CFG rows are [cond; uncond].
+
+    Guidance mixes the two halves; ``top_k == 1`` is greedy (argmax, no randomness).
+    """
+    scores = logits.astype(np.float32, copy=False)
+    if params.guidance > 1:
+        half = scores.shape[0] // 2
+        cond, uncond = scores[:half], scores[half:]
+        scores = uncond + params.guidance * (cond - uncond)
+    if params.top_k == 1:
+        return scores.argmax(axis=1)
+    k = params.top_k
+    top = np.argpartition(scores, -k, axis=1)[:, -k:] if k < scores.shape[1] else None
+    top_scores = np.take_along_axis(scores, top, axis=1) if top is not None else scores
+    z = top_scores / params.temperature
+    weights = np.exp(z - z.max(axis=1, keepdims=True))
+    cdf = np.cumsum(weights, axis=1)
+    u = rng.random(scores.shape[0]) * cdf[:, -1]
+    pick = (cdf < u[:, None]).sum(axis=1).clip(max=cdf.shape[1] - 1)
+    if top is None:
+        return pick
+    return top[np.arange(top.shape[0]), pick]
+
+
+class DelayPattern:
+    """The staggered token grid of one window: codebook k runs k positions behind codebook 0.
+
+    Position 0 holds the start token. Codebook k's frame f sits at position f + k + 1;
+    ``forced`` holds the pads of the stagger and any prompt codes, -1 where tokens are sampled.
+    """
+
+    def __init__(
+        self, frames: int, num_codebooks: int, pad: int, prompt: np.ndarray | None = None
+    ) -> None:
+        k_count = num_codebooks
+        self.length = frames + k_count
+        forced = np.full((k_count, self.length), -1, dtype=np.int64)
+        for k in range(k_count):
+            forced[k, : k + 1] = pad
+            tail = k_count - 1 - k
+            if tail:
+                forced[k, self.length - tail :] = pad
+        prompt_frames = 0
+        if prompt is not None and prompt.shape[1]:
+            prompt_frames = prompt.shape[1]
+            for k in range(k_count):
+                forced[k, 1 + k : 1 + k + prompt_frames] = prompt[k]
+        self.forced = forced
+        self.free = forced < 0
+        self.tokens = np.where(self.free, pad, forced)
+        self.prefill = prompt_frames + 1  # positions known before the first sampled one
+
+    @property
+    def steps(self) -> int:
+        """Decoder calls needed to fill the grid (the prefill call included)."""
+        return self.length - self.prefill
+
+    def put(self, position: int, sampled: np.ndarray) -> None:
+        column = self.tokens[:, position]
+        free = self.free[:, position]
+        column[free] = sampled[free]
+
+    def codes(self) -> np.ndarray:
+        """Undo the stagger: (K, frames) codes, frame f of codebook k from position f + k + 1."""
+        k_count = self.tokens.shape[0]
+        frames = self.length - k_count
+        return np.stack([self.tokens[k, 1 + k : 1 + k + frames] for k in range(k_count)])
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """How a track of ``frames`` frames is cut into windows of at most ``window`` frames."""
+
+    frames: int
+    window: int
+    stride: int
+
+    def windows(self) -> list[tuple[int, int]]:
+        """(prompt_frames, new_frames) for each window."""
+        first = min(self.frames, self.window)
+        plan = [(0, first)]
+        made = first
+        prompt = self.window - self.stride
+        while made < self.frames:
+            new = min(self.stride, self.frames - made)
+            plan.append((prompt, new))
+            made += new
+        return plan
+
+    def total_steps(self, num_codebooks: int) -> int:
+        """Decoder calls for the whole track: each window fills new + K - 1 positions."""
+        return sum(new + num_codebooks - 1 for _, new in self.windows())
+
+
+class MusicGenEngine:
+    """A loaded MusicGen export. Thread-compatible: one generation at a time per instance."""
+
+    name = "musicgen"
+    channels = 1
+    min_duration_s = MIN_DURATION_S
+    max_duration_s = MAX_DURATION_S
+
+    def __init__(
+        self,
+        files: MusicGenFiles,
+        options: RuntimeOptions | None = None,
+        *,
+        decoder: str = "auto",
+        model_name: str | None = None,
+    ) -> None:
+        options = options or RuntimeOptions()
+        self.files = files
+        self.model_name = model_name or files.text_encoder.parent.name
+        self.config = MusicGenConfig.from_files(files)
+        self.sample_rate = self.config.sampling_rate
+        try:
+            self._tokenizer = Tokenizer.from_file(str(files.tokenizer))
+        except Exception as exc:
+            raise ModelError(f"cannot read tokenizer {files.tokenizer}: {exc}") from exc
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(MAX_PROMPT_TOKENS)
+        self._text = load_session(
+            files.text_encoder,
+            options,
+            inputs=("input_ids", "attention_mask"),
+            outputs=("last_hidden_state",),
+        )
+        self._encodec = load_session(
+            files.encodec, options, inputs=("audio_codes",), outputs=("audio_values",)
+        )
+        self.decoder_kind = self._pick_decoder(decoder)
+        cfg = self.config
+        if self.decoder_kind == "split":
+            assert files.decoder and files.decoder_with_past
+            self._decoder: DecoderRunner = SplitDecoder(
+                files.decoder, files.decoder_with_past, options, cfg.heads, cfg.head_dim
+            )
+        else:
+            assert files.decoder_merged
+            self._decoder = MergedDecoder(files.decoder_merged, options, cfg.heads, cfg.head_dim)
+        self.device = active_device(self._text)
+        self.dtype = np.dtype(self._decoder.layout.dtype).name
+
+    def _pick_decoder(self, decoder: str) -> str:
+        if decoder not in ("auto", "split", "merged"):
+            raise UsageError(f"decoder must be auto, split or merged (got {decoder!r})")
+        if decoder == "merged" and not self.files.decoder_merged:
+            raise ModelError(f"no decoder_model_merged.onnx next to {self.files.text_encoder}")
+        if decoder == "split" and not self.files.has_split:
+            raise ModelError(
+                f"no decoder_model.onnx + decoder_with_past_model.onnx next to "
+                f"{self.files.text_encoder}"
+            )
+        if decoder == "auto":  # the split pair is faster on CPU (no If-node dispatch)
+            return "split" if self.files.has_split else "merged"
+        return decoder
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path,
+        options: RuntimeOptions | None = None,
+        *,
+        variant: str | None = None,
+        decoder: str = "auto",
+        model_name: str | None = None,
+    ) -> MusicGenEngine:
+        files = MusicGenFiles.find(Path(model_dir), variant)
+        return cls(files, options, decoder=decoder, model_name=model_name)
+
+    # -- the pipeline, piece by piece --------------------------------------------------------
+
+    def frames_for(self, duration_s: float) -> int:
+        return max(1, round(duration_s * self.config.frame_rate))
+
+    def validate(self, request: TrackRequest) -> SamplingParams:
+        if not request.prompt.strip():
+            raise UsageError("the prompt is empty")
+        d = request.duration_s
+        if not (math.isfinite(d) and self.min_duration_s <= d <= self.max_duration_s):
+            raise UsageError(
+                f"duration must be between {self.min_duration_s:g} and "
+                f"{self.max_duration_s:g} seconds for MusicGen (got {d:g})"
+            )
+        params = self.sampling_params(request)
+        params.validate(self.config.vocab_size)
+        return params
+
+    def default_params(self) -> dict[str, float | int]:
+        """The sampling parameters a request gets when it names none (from the model files)."""
+        cfg = self.config
+        return {"top_k": cfg.top_k, "temperature": cfg.temperature, "guidance": cfg.guidance}
+
+    def sampling_params(self, request: TrackRequest) -> SamplingParams:
+        cfg = self.config
+        try:
+            return SamplingParams(
+                top_k=int(request.param("top_k", cfg.top_k)),
+                temperature=float(request.param("temperature", cfg.temperature)),
+                guidance=float(request.param("guidance", cfg.guidance)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"invalid sampling parameter: {exc}") from exc
+
+    def encode_text(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
+        """T5 hidden states (1, T, d) and mask (1, T) for one prompt."""
+        ids = self._tokenizer.encode(prompt).ids
+        input_ids = np.asarray([ids], dtype=np.int64)
+        mask = np.ones_like(input_ids)
+        (hidden,) = self._text.run(
+            ["last_hidden_state"], {"input_ids": input_ids, "attention_mask": mask}
+        )
+        return hidden.astype(np.float32, copy=False), mask
+
+    def generate_codes(
+        self,
+        prompt: str,
+        frames: int,
+        params: SamplingParams,
+        *,
+        seed: int,
+        window_frames: int | None = None,
+        stride_frames: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> np.ndarray:
+        """Sample (K, frames) EnCodec codes for ``prompt``."""
+        cfg = self.config
+        window = window_frames or min(
+            round(DEFAULT_WINDOW_S * cfg.frame_rate), cfg.max_positions - cfg.num_codebooks
+        )
+        stride = stride_frames or round(window * DEFAULT_STRIDE_S / DEFAULT_WINDOW_S)
+        if window + cfg.num_codebooks > cfg.max_positions:
+            raise UsageError(
+                f"window of {window} frames exceeds the model's {cfg.max_positions} positions"
+            )
+        if not 0 < stride <= window:
+            raise UsageError(f"stride must be in 1..{window} frames (got {stride})")
+        plan = WindowPlan(frames, window, stride)
+        hidden, mask = self.encode_text(prompt)
+        if params.guidance > 1:  # unconditional rows: zero hidden states, zero mask
+            hidden = np.concatenate([hidden, np.zeros_like(hidden)])
+            mask = np.concatenate([mask, np.zeros_like(mask)])
+        rng = np.random.default_rng(seed)
+        k_count = cfg.num_codebooks
+        meter = ProgressMeter(plan.total_steps(k_count), "token", on_progress)
+        codes = np.zeros((k_count, 0), dtype=np.int64)
+        for prompt_frames, new_frames in plan.windows():
+            prime = codes[:, codes.shape[1] - prompt_frames :] if prompt_frames else None
+            grid = DelayPattern(prompt_frames + new_frames, k_count, cfg.pad_token_id, prime)
+            self._fill(grid, hidden, mask, params, rng, meter, cancel)
+            codes = np.concatenate([codes, grid.codes()[:, prompt_frames:]], axis=1)
+        return codes
+
+    def _fill(
+        self,
+        grid: DelayPattern,
+        hidden: np.ndarray,
+        mask: np.ndarray,
+        params: SamplingParams,
+        rng: np.random.Generator,
+        meter: ProgressMeter,
+        cancel: CancelToken | None,
+    ) -> None:
+        copies = 2 if params.guidance > 1 else 1
+        tokens = grid.tokens
+        if cancel:
+            cancel.check()
+        logits = self._decoder.start(np.tile(tokens[:, : grid.prefill], (copies, 1)), hidden, mask)
+        for position in range(grid.prefill, grid.length):
+            if position > grid.prefill:
+                if cancel:
+                    cancel.check()
+                column = np.tile(tokens[:, position - 1 : position], (copies, 1))
+                logits = self._decoder.step(column)
+            grid.put(position, sample_tokens(logits, params, rng))
+            meter.advance()
+
+    def decode_codes(
+        self, codes: np.ndarray, chunk_frames: int = 1500, overlap_frames: int = 50
+    ) -> np.ndarray:
+        """EnCodec: (K, F) codes → mono float32 samples; long tracks in overlapping chunks."""
+        hop = round(self.config.sampling_rate / self.config.frame_rate)
+        frames = codes.shape[1]
+        if frames <= chunk_frames:
+            return self._encodec_run(codes)
+        out = np.zeros(frames * hop, dtype=np.float32)
+        start = 0
+        fade = overlap_frames * hop
+        ramp = np.sin(np.linspace(0, np.pi / 2, fade, dtype=np.float32)) ** 2
+        while start < frames:
+            end = min(frames, start + chunk_frames)
+            chunk = self._encodec_run(codes[:, start:end])
+            s0 = start * hop
+            if start:  # crossfade the overlap with what the previous chunk wrote
+                chunk[:fade] *= ramp
+                out[s0 : s0 + fade] *= 1 - ramp
+                out[s0 : s0 + len(chunk)] += chunk
+            else:
+                out[: len(chunk)] = chunk
+            if end == frames:
+                break
+            start = end - overlap_frames
+        return out
+
+    def _encodec_run(self, codes: np.ndarray) -> np.ndarray:
+        (audio,) = self._encodec.run(["audio_values"], {"audio_codes": codes[None, None]})
+        return audio.reshape(-1).astype(np.float32, copy=False)
+
+    # -- the Engine protocol -----------------------------------------------------------------
+
+    def generate(
+        self,
+        request: TrackRequest,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Audio:
+        params = self.validate(request)
+        frames = self.frames_for(request.duration_s)
+        codes = self.generate_codes(
+            request.prompt,
+            frames,
+            params,
+            seed=request.seed,
+            on_progress=on_progress,
+            cancel=cancel,
+        )
+        if cancel:
+            cancel.check()
+        samples = self.decode_codes(codes)[: round(request.duration_s * self.sample_rate)]
+        return Audio(samples[:, None], self.sample_rate)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "engine": self.name,
+            "model": self.model_name,
+            "device": self.device,
+            "dtype": self.dtype,
+            "decoder": self.decoder_kind,
+            "layers": self._decoder.layout.layers,
+        }

@@ -1,0 +1,187 @@
+"""MusicGen's autoregressive decoder behind one small interface, for each export shape.
+
+``start`` runs the prompt (one or more token positions) with an empty cache; ``step`` feeds one
+new token column and reuses the cache. Both return the logits of the last position,
+shaped (rows, vocab). Rows are codebook-major per batch item: row = b·K + k.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from lofitui.engines.runtime import RuntimeOptions, input_dtype, load_session
+from lofitui.errors import ModelError
+
+_PAST = re.compile(r"^past_key_values\.(\d+)\.(decoder|encoder)\.(key|value)$")
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """What the graph says about its KV cache: layers, heads, head size, dtype."""
+
+    layers: int
+    heads: int
+    head_dim: int
+    dtype: np.dtype
+
+    @classmethod
+    def of(
+        cls, session: ort.InferenceSession, path: Path, heads: int, head_dim: int
+    ) -> CacheLayout:
+        layers = set()
+        shape: list | None = None
+        for arg in session.get_inputs():
+            match = _PAST.match(arg.name)
+            if match:
+                layers.add(int(match.group(1)))
+                shape = arg.shape
+        if not layers:
+            raise ModelError(f"{path} has no past_key_values inputs: not a MusicGen decoder export")
+        if layers != set(range(len(layers))):
+            raise ModelError(f"{path} has past_key_values for layers {sorted(layers)}: gaps")
+        # Heads and head size are static in optimum exports; fall back to the config if not.
+        assert shape is not None
+        if isinstance(shape[1], int):
+            heads = shape[1]
+        if isinstance(shape[3], int):
+            head_dim = shape[3]
+        return cls(
+            len(layers), heads, head_dim, input_dtype(session, "past_key_values.0.decoder.key")
+        )
+
+    def names(self, prefix: str, part: str) -> list[str]:
+        return [f"{prefix}.{i}.{part}.{kv}" for i in range(self.layers) for kv in ("key", "value")]
+
+    def empty(self, batch: int) -> np.ndarray:
+        return np.zeros((batch, self.heads, 0, self.head_dim), dtype=self.dtype)
+
+
+class DecoderRunner(Protocol):
+    layout: CacheLayout
+    hidden_dtype: np.dtype
+
+    def start(
+        self, input_ids: np.ndarray, encoder_hidden: np.ndarray, encoder_mask: np.ndarray
+    ) -> np.ndarray: ...
+
+    def step(self, input_ids: np.ndarray) -> np.ndarray: ...
+
+
+def _check_outputs(session: ort.InferenceSession, path: Path, names: list[str]) -> None:
+    have = {o.name for o in session.get_outputs()}
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise ModelError(
+            f"{path} does not have the expected outputs (missing: {missing[0]}"
+            + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+            + ")"
+        )
+
+
+class SplitDecoder:
+    """decoder_model.onnx for the prompt, decoder_with_past_model.onnx for every later step."""
+
+    def __init__(
+        self, first: Path, with_past: Path, options: RuntimeOptions, heads: int, head_dim: int
+    ) -> None:
+        common = ("input_ids", "encoder_attention_mask")
+        self._first = load_session(
+            first, options, inputs=(*common, "encoder_hidden_states"), outputs=("logits",)
+        )
+        self._next = load_session(with_past, options, inputs=common, outputs=("logits",))
+        self.layout = CacheLayout.of(self._next, with_past, heads, head_dim)
+        self.hidden_dtype = input_dtype(self._first, "encoder_hidden_states")
+        self._dec_present = self.layout.names("present", "decoder")
+        self._enc_present = self.layout.names("present", "encoder")
+        _check_outputs(self._first, first, self._dec_present + self._enc_present)
+        _check_outputs(self._next, with_past, self._dec_present)
+        self._dec_past = self.layout.names("past_key_values", "decoder")
+        self._feed: dict[str, np.ndarray] = {}
+
+    def start(
+        self, input_ids: np.ndarray, encoder_hidden: np.ndarray, encoder_mask: np.ndarray
+    ) -> np.ndarray:
+        outputs = self._first.run(
+            ["logits", *self._dec_present, *self._enc_present],
+            {
+                "input_ids": input_ids,
+                "encoder_hidden_states": encoder_hidden.astype(self.hidden_dtype, copy=False),
+                "encoder_attention_mask": encoder_mask,
+            },
+        )
+        n = len(self._dec_present)
+        self._feed = {"encoder_attention_mask": encoder_mask}
+        self._feed.update(zip(self._dec_past, outputs[1 : 1 + n], strict=True))
+        self._feed.update(
+            zip(self.layout.names("past_key_values", "encoder"), outputs[1 + n :], strict=True)
+        )
+        return outputs[0][:, -1, :]
+
+    def step(self, input_ids: np.ndarray) -> np.ndarray:
+        feed = self._feed
+        feed["input_ids"] = input_ids
+        outputs = self._next.run(["logits", *self._dec_present], feed)
+        feed.update(zip(self._dec_past, outputs[1:], strict=True))
+        return outputs[0][:, -1, :]
+
+
+class MergedDecoder:
+    """decoder_model_merged.onnx: ``use_cache_branch`` False for the prompt, True after.
+
+    The cache branch returns empty encoder presents: the encoder cache from the first call is
+    kept and fed back unchanged (feeding the empty ones would silently drop cross-attention).
+    """
+
+    def __init__(self, merged: Path, options: RuntimeOptions, heads: int, head_dim: int) -> None:
+        self._session = load_session(
+            merged,
+            options,
+            inputs=(
+                "input_ids",
+                "encoder_hidden_states",
+                "encoder_attention_mask",
+                "use_cache_branch",
+            ),
+            outputs=("logits",),
+        )
+        self.layout = CacheLayout.of(self._session, merged, heads, head_dim)
+        self.hidden_dtype = input_dtype(self._session, "encoder_hidden_states")
+        self._dec_present = self.layout.names("present", "decoder")
+        self._enc_present = self.layout.names("present", "encoder")
+        _check_outputs(self._session, merged, self._dec_present + self._enc_present)
+        self._dec_past = self.layout.names("past_key_values", "decoder")
+        self._enc_past = self.layout.names("past_key_values", "encoder")
+        self._feed: dict[str, np.ndarray] = {}
+
+    def start(
+        self, input_ids: np.ndarray, encoder_hidden: np.ndarray, encoder_mask: np.ndarray
+    ) -> np.ndarray:
+        batch = encoder_hidden.shape[0]
+        empty = self.layout.empty(batch)
+        feed = {
+            "input_ids": input_ids,
+            "encoder_hidden_states": encoder_hidden.astype(self.hidden_dtype, copy=False),
+            "encoder_attention_mask": encoder_mask,
+            "use_cache_branch": np.array([False]),
+        }
+        feed.update(dict.fromkeys(self._dec_past + self._enc_past, empty))
+        outputs = self._session.run(["logits", *self._dec_present, *self._enc_present], feed)
+        n = len(self._dec_present)
+        feed["use_cache_branch"] = np.array([True])
+        feed.update(zip(self._dec_past, outputs[1 : 1 + n], strict=True))
+        feed.update(zip(self._enc_past, outputs[1 + n :], strict=True))
+        self._feed = feed
+        return outputs[0][:, -1, :]
+
+    def step(self, input_ids: np.ndarray) -> np.ndarray:
+        feed = self._feed
+        feed["input_ids"] = input_ids
+        outputs = self._session.run(["logits", *self._dec_present], feed)
+        feed.update(zip(self._dec_past, outputs[1:], strict=True))
+        return outputs[0][:, -1, :]
