@@ -24,14 +24,20 @@ from lofitui.engines.base import (
     ProgressMeter,
     TrackRequest,
 )
-from lofitui.engines.musicgen_decoder import DecoderRunner, MergedDecoder, SplitDecoder
-from lofitui.engines.musicgen_files import MusicGenFiles
+from lofitui.engines.musicgen_decoder import (
+    DecoderRunner,
+    FastDecoder,
+    MergedDecoder,
+    SplitDecoder,
+)
+from lofitui.engines.musicgen_files import FAST_QUANTS, MusicGenFiles
 from lofitui.engines.runtime import RuntimeOptions, active_device, load_session
 from lofitui.errors import ModelError, UsageError
 
 MAX_DURATION_S = 600.0  # 10 minutes: windowed continuation keeps cost linear
 MIN_DURATION_S = 1.0
 MAX_PROMPT_TOKENS = 256
+DECODERS = ("auto", "fast", "split", "merged")
 
 DEFAULT_TOP_K = 250
 DEFAULT_TEMPERATURE = 1.0
@@ -217,6 +223,7 @@ class MusicGenEngine:
         options: RuntimeOptions | None = None,
         *,
         decoder: str = "auto",
+        fast_quant: str | None = None,
         model_name: str | None = None,
     ) -> None:
         options = options or RuntimeOptions()
@@ -239,11 +246,20 @@ class MusicGenEngine:
         self._encodec = load_session(
             files.encodec, options, inputs=("audio_codes",), outputs=("audio_values",)
         )
-        self.decoder_kind = self._pick_decoder(decoder)
+        self.decoder_kind = self._pick_decoder(decoder, options)
         cfg = self.config
-        if self.decoder_kind == "split":
+        if self.decoder_kind == "fast":
+            quant = fast_quant or next(q for q in FAST_QUANTS if q in files.fast)
+            if quant not in files.fast or files.cross_kv is None:
+                raise ModelError(
+                    f"no fast {quant} decoder in {files.onnx_dir}: build it with "
+                    f"`lofi models optimize`"
+                )
+            self.fast_quant: str | None = quant
+            self._decoder: DecoderRunner = FastDecoder(files.fast[quant], files.cross_kv, options)
+        elif self.decoder_kind == "split":
             assert files.decoder and files.decoder_with_past
-            self._decoder: DecoderRunner = SplitDecoder(
+            self._decoder = SplitDecoder(
                 files.decoder, files.decoder_with_past, options, cfg.heads, cfg.head_dim
             )
         else:
@@ -252,19 +268,29 @@ class MusicGenEngine:
         self.device = active_device(self._text)
         self.dtype = np.dtype(self._decoder.layout.dtype).name
 
-    def _pick_decoder(self, decoder: str) -> str:
-        if decoder not in ("auto", "split", "merged"):
-            raise UsageError(f"decoder must be auto, split or merged (got {decoder!r})")
-        if decoder == "merged" and not self.files.decoder_merged:
-            raise ModelError(f"no decoder_model_merged.onnx next to {self.files.text_encoder}")
-        if decoder == "split" and not self.files.has_split:
+    def _pick_decoder(self, decoder: str, options: RuntimeOptions) -> str:
+        files = self.files
+        self.fast_quant = None
+        if decoder not in DECODERS:
+            raise UsageError(f"decoder must be one of {', '.join(DECODERS)} (got {decoder!r})")
+        if decoder == "fast" and not (files.fast and files.cross_kv):
             raise ModelError(
-                f"no decoder_model.onnx + decoder_with_past_model.onnx next to "
-                f"{self.files.text_encoder}"
+                f"no fast decoder in {files.onnx_dir}: build it with `lofi models optimize`"
             )
-        if decoder == "auto":  # the split pair is faster on CPU (no If-node dispatch)
-            return "split" if self.files.has_split else "merged"
-        return decoder
+        if decoder == "merged" and not files.decoder_merged:
+            raise ModelError(f"no decoder_model_merged.onnx in {files.onnx_dir}")
+        if decoder == "split" and not files.has_split:
+            raise ModelError(
+                f"no decoder_model.onnx + decoder_with_past_model.onnx in {files.onnx_dir}"
+            )
+        if decoder != "auto":
+            return decoder
+        # lofi's rebuilt decoder is the CPU fast path (its in-place cache kernel is fp32 on CPU);
+        # among the public files the split pair beats the merged graph (no If-node dispatch).
+        on_cpu = options.providers()[0] == "CPUExecutionProvider"
+        if on_cpu and files.fast and files.cross_kv:
+            return "fast"
+        return "split" if files.has_split else "merged"
 
     @classmethod
     def load(
@@ -274,10 +300,11 @@ class MusicGenEngine:
         *,
         variant: str | None = None,
         decoder: str = "auto",
+        fast_quant: str | None = None,
         model_name: str | None = None,
     ) -> MusicGenEngine:
         files = MusicGenFiles.find(Path(model_dir), variant)
-        return cls(files, options, decoder=decoder, model_name=model_name)
+        return cls(files, options, decoder=decoder, fast_quant=fast_quant, model_name=model_name)
 
     # -- the pipeline, piece by piece --------------------------------------------------------
 
@@ -447,6 +474,6 @@ class MusicGenEngine:
             "model": self.model_name,
             "device": self.device,
             "dtype": self.dtype,
-            "decoder": self.decoder_kind,
+            "decoder": self.decoder_kind + (f"-{self.fast_quant}" if self.fast_quant else ""),
             "layers": self._decoder.layout.layers,
         }

@@ -185,3 +185,108 @@ class MergedDecoder:
         outputs = self._session.run(["logits", *self._dec_present], feed)
         feed.update(zip(self._dec_past, outputs[1:], strict=True))
         return outputs[0][:, -1, :]
+
+
+class FastDecoder:
+    """lofi's rebuilt decoder (see musicgen_fast): in-place KV cache through IO binding.
+
+    The self-attention cache lives in one preallocated OrtValue per layer and tensor, bound as
+    both the past input and the present output, so a step writes one new position instead of
+    copying the whole cache; cross-attention keys/values are computed once per track.
+    """
+
+    def __init__(self, step: Path, cross: Path, options: RuntimeOptions) -> None:
+        self._session = load_session(
+            step,
+            options,
+            inputs=(
+                "input_ids",
+                "position_ids",
+                "seqlens_k",
+                "total_sequence_length",
+                "cross_bias",
+                "past_key_0",
+            ),
+            outputs=("logits", "present_key_0"),
+        )
+        self._cross = load_session(
+            cross,
+            options,
+            inputs=("encoder_hidden_states", "encoder_attention_mask"),
+            outputs=("cross_key_t_0", "cross_value_0"),
+        )
+        shapes = {a.name: a.shape for a in self._session.get_inputs()}
+        layers = sum(1 for name in shapes if name.startswith("past_key_"))
+        _, heads, _, head_dim = shapes["past_key_0"]
+        self.layout = CacheLayout(layers, int(heads), int(head_dim), np.dtype(np.float32))
+        self.hidden_dtype = np.dtype(np.float32)
+        meta = self._session.get_modelmeta().custom_metadata_map
+        self._positions = int(meta.get("max_positions", 0)) or shapes_positions(step)
+        self._cross_names = [o.name for o in self._cross.get_outputs()]
+        self._buffers: list[ort.OrtValue] = []
+        self._binding: ort.IOBinding | None = None
+        self._pos = 0
+        self._batch = 0
+
+    @property
+    def max_positions(self) -> int:
+        return self._positions
+
+    def start(
+        self, input_ids: np.ndarray, encoder_hidden: np.ndarray, encoder_mask: np.ndarray
+    ) -> np.ndarray:
+        batch = encoder_hidden.shape[0]
+        cross = self._cross.run(
+            self._cross_names,
+            {
+                "encoder_hidden_states": encoder_hidden.astype(np.float32, copy=False),
+                "encoder_attention_mask": encoder_mask,
+            },
+        )
+        if batch != self._batch:
+            shape = (batch, self.layout.heads, self._positions, self.layout.head_dim)
+            self._buffers = [
+                ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32))
+                for _ in range(2 * self.layout.layers)
+            ]
+            self._batch = batch
+        binding = self._session.io_binding()
+        self._keep = [
+            *cross,
+            np.where(encoder_mask > 0, 0.0, -1e9).astype(np.float32)[:, None, None, :],
+        ]
+        for name, value in zip(self._cross_names, cross, strict=True):
+            binding.bind_cpu_input(name, value)
+        binding.bind_cpu_input("cross_bias", self._keep[-1])
+        binding.bind_output("logits")  # first: get_outputs() lists outputs in binding order
+        for i in range(self.layout.layers):
+            for j, kv in enumerate(("key", "value")):
+                buffer = self._buffers[2 * i + j]
+                binding.bind_ortvalue_input(f"past_{kv}_{i}", buffer)
+                binding.bind_ortvalue_output(f"present_{kv}_{i}", buffer)
+        self._binding = binding
+        self._pos = 0
+        return self._run(input_ids)
+
+    def step(self, input_ids: np.ndarray) -> np.ndarray:
+        return self._run(input_ids)
+
+    def _run(self, input_ids: np.ndarray) -> np.ndarray:
+        binding = self._binding
+        assert binding is not None, "start() first"
+        seq = input_ids.shape[1]
+        end = self._pos + seq
+        if end > self._positions:
+            raise ModelError(f"the fast decoder holds {self._positions} positions; {end} needed")
+        binding.bind_cpu_input("input_ids", np.ascontiguousarray(input_ids))
+        binding.bind_cpu_input("position_ids", np.arange(self._pos, end, dtype=np.int64))
+        binding.bind_cpu_input("seqlens_k", np.full(self._batch, end - 1, dtype=np.int32))
+        binding.bind_cpu_input("total_sequence_length", np.array(end, dtype=np.int32))
+        self._session.run_with_iobinding(binding)
+        self._pos = end
+        # The bound output's memory is reused by the next run: hand back a copy (64 KB).
+        return np.array(binding.get_outputs()[0].numpy(), copy=True)
+
+
+def shapes_positions(path: Path) -> int:
+    raise ModelError(f"{path} lacks its max_positions metadata: rebuild it (lofi models optimize)")

@@ -15,7 +15,7 @@ Supported layouts (all produced by Hugging Face optimum, same tensor names):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,9 @@ DECODER = "decoder_model"
 DECODER_WITH_PAST = "decoder_with_past_model"
 DECODER_MERGED = "decoder_model_merged"
 ENCODEC = "encodec_decode"
+FAST_DECODER = "decoder_fast.onnx"
+CROSS_KV = "decoder_cross_kv.onnx"
+FAST_QUANTS = ("q4", "int8", "fp32")  # fastest first
 
 # Xenova's file-name suffix for each variant; the plain files are fp32.
 XENOVA_SUFFIX = {"fp32": "", "fp16": "_fp16", "int8": "_quantized", "q4": "_q4"}
@@ -43,6 +46,19 @@ class MusicGenFiles:
     decoder_with_past: Path | None = None
     decoder_merged: Path | None = None
     generation_config: Path | None = None
+    fast: dict[str, Path] = field(default_factory=dict)  # quant → lofi's rebuilt step decoder
+    cross_kv: Path | None = None
+
+    @property
+    def onnx_dir(self) -> Path:
+        return self.text_encoder.parent
+
+    @property
+    def exact_source(self) -> Path:
+        """The public decoder whose weights lofi's fast decoder is rebuilt from."""
+        source = self.decoder or self.decoder_merged
+        assert source is not None
+        return source
 
     @property
     def has_split(self) -> bool:
@@ -112,7 +128,23 @@ class MusicGenFiles:
             decoder_with_past=with_past if decoder else None,
             decoder_merged=merged,
             generation_config=meta("generation_config.json", required=False),
+            fast=find_fast(onnx_dir),
+            cross_kv=(onnx_dir / CROSS_KV) if (onnx_dir / CROSS_KV).is_file() else None,
         )
+
+
+def find_fast(directory: Path) -> dict[str, Path]:
+    """lofi's rebuilt decoders in ``directory``, by quantization (see musicgen_fast)."""
+    found = {}
+    for quant in FAST_QUANTS:
+        path = directory / fast_file_name(quant)
+        if path.is_file():
+            found[quant] = path
+    return found
+
+
+def fast_file_name(quant: str) -> str:
+    return FAST_DECODER if quant == "fp32" else FAST_DECODER.replace(".onnx", f"_{quant}.onnx")
 
 
 def _onnx_dir(root: Path, variant: str | None) -> tuple[Path, str]:

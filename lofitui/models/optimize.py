@@ -1,0 +1,60 @@
+"""Model formats lofi derives on the user's machine from public files (``lofi models optimize``).
+
+Today: MusicGen's fast decoder (in-place KV cache, 4-bit or int8 weights; see
+``lofitui.engines.musicgen_fast``), written next to the public ONNX files it was built from and
+reused from then on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from lofitui.engines.musicgen_files import (
+    CROSS_KV,
+    FAST_QUANTS,
+    MusicGenFiles,
+    fast_file_name,
+)
+from lofitui.errors import UsageError
+
+DEFAULT_QUANT = "q4"
+
+
+def derived_files(directory: Path) -> list[Path]:
+    """Files lofi built itself in a model directory (removed with the model)."""
+    names = [CROSS_KV, *(fast_file_name(q) for q in FAST_QUANTS)]
+    found = []
+    for name in names:
+        for path in (directory / name, directory / f"{name}.data"):
+            if path.is_file():
+                found.append(path)
+    return found
+
+
+def has_fast_decoder(model_dir: Path, quant: str | None = None) -> bool:
+    files = MusicGenFiles.find(model_dir)
+    return files.cross_kv is not None and (quant in files.fast if quant else bool(files.fast))
+
+
+def optimize_musicgen(
+    model_dir: Path, quant: str = DEFAULT_QUANT, on_stage: Callable[[str], None] | None = None
+) -> Path:
+    """Build (once) the fast decoder for the MusicGen export in ``model_dir``; returns its path."""
+    from lofitui.engines.musicgen import MusicGenConfig
+    from lofitui.engines.musicgen_fast import build_fast_decoder
+
+    if quant not in FAST_QUANTS:
+        raise UsageError(f"unknown quantization {quant!r} (choose {', '.join(FAST_QUANTS)})")
+    files = MusicGenFiles.find(model_dir)
+    if quant in files.fast and files.cross_kv is not None:
+        return files.fast[quant]
+    config = MusicGenConfig.from_files(files)
+    return build_fast_decoder(
+        files.exact_source,
+        files.onnx_dir,
+        heads=config.heads,
+        max_positions=config.max_positions,
+        quant=quant,
+        on_stage=on_stage,
+    )
