@@ -111,6 +111,7 @@ def _render(args: argparse.Namespace) -> int:
     from lofitui.engines.runtime import RuntimeOptions, resolve_providers
     from lofitui.errors import UsageError
     from lofitui.models import ensure_model
+    from lofitui.models.optimize import ensure_fast_decoder
     from lofitui.render import RenderJob, check_writable, render
 
     given = {"top_k": args.top_k, "temperature": args.temperature, "guidance": args.guidance}
@@ -138,6 +139,12 @@ def _render(args: argparse.Namespace) -> int:
     resolve_providers(options.device)
     model = args.model or DEFAULT_MODEL
     model_dir = ensure_model(model, engine=args.engine, assume_yes=args.yes, offline=args.offline)
+    ensure_fast_decoder(
+        model_dir,
+        args.engine,
+        options.providers()[0] == "CPUExecutionProvider",
+        on_stage=lambda msg: print(f"lofi: {msg}...", file=sys.stderr),
+    )
     engine = load_engine(args.engine, model_dir, options, model_name=model)
     defaults = getattr(engine, "default_params", dict)()
     job = RenderJob(**{**job.__dict__, "params": {**defaults, **job.params}})

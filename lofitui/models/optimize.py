@@ -58,3 +58,26 @@ def optimize_musicgen(
         quant=quant,
         on_stage=on_stage,
     )
+
+
+def ensure_fast_decoder(
+    model_dir: Path, engine: str, device_is_cpu: bool, on_stage: Callable[[str], None]
+) -> None:
+    """Build the fast decoder the first time a lofi-managed MusicGen model runs on the CPU.
+
+    Directories the user passed with ``--model`` are never written to (``lofi models optimize
+    DIR`` does it on request). A model the builder does not understand keeps the exact path.
+    """
+    from lofitui import paths
+    from lofitui.errors import ModelError
+
+    if engine != "musicgen" or not device_is_cpu:
+        return
+    managed = paths.models_dir().resolve()
+    if managed not in model_dir.resolve().parents or has_fast_decoder(model_dir):
+        return
+    on_stage(f"building the fast CPU decoder for {model_dir.name} (once)")
+    try:
+        optimize_musicgen(model_dir, DEFAULT_QUANT, on_stage)
+    except ModelError as exc:
+        on_stage(f"keeping the exact decoder: {exc}")

@@ -1,20 +1,27 @@
-"""MusicGen decoder speed: lofi's ONNX engine vs PyTorch transformers on the same weights.
+"""MusicGen decoder speed: PyTorch transformers vs lofi's exact ONNX path vs lofi's fast path.
 
-Run by hand (not in CI), in an environment with the ``fixtures`` extra (torch, transformers,
-optimum-onnx) plus lofi itself::
+Run by hand (never in CI) with a Python that has the ``fixtures`` extra (torch, transformers,
+optimum-onnx) and lofi's runtime dependencies importable, from the repository root::
 
-    python tests/bench/bench_musicgen.py [--model DIR] [--steps 500] [--threads 2]
+    PYTHONPATH=. python tests/bench/bench_musicgen.py [--model DIR] [--threads 2]
 
-Without ``--model`` it builds (once, cached under tests/bench/.cache/) a musicgen-small-shaped
-export with random weights using tests/fixtures/make_musicgen.py --preset small. Both engines
-then generate the same number of tokens with classifier-free guidance (8 token rows per step);
-per-step times come from the engine's own progress callbacks (so sampling and the delay pattern
-are included) and from a plain KV-cache loop over the PyTorch model.
+Without ``--model`` it builds once, cached under tests/bench/.cache/, a musicgen-small-shaped
+export with random weights (tests/fixtures/make_musicgen.py --preset small) plus lofi's fast
+decoders (lofi models optimize). All engines then run on the same weights, each in its own
+process (so each peak RSS is its own), with classifier-free guidance (8 token rows per step):
+
+- ms per decoder step at positions 1, 250, 500, 1000 and 1500: the cache is first filled up to
+  the position in one call, then the median of 8 single steps is taken;
+- a real 10 s track (503 steps) through the engine's generation loop (sampling, delay pattern);
+- real-time factors (compute seconds per audio second; <= 1 is real time) for 10 s and 30 s
+  tracks, integrated over the measured per-position curve;
+- the logit error and top-1 agreement of each fast variant against the exact fp32 path.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -28,137 +35,240 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 DEFAULT_CACHE = HERE / ".cache" / "musicgen-small-random"
 PROMPT = "lofi hip hop beat with warm piano and vinyl crackle"
+POSITIONS = (1, 250, 500, 1000, 1500)
 FRAME_RATE = 50
+ENGINES = ("pytorch", "onnx-exact", "fast-fp32", "fast-int8", "fast-q4")
 
 
 def ensure_model(directory: Path) -> Path:
-    if (directory / "decoder_with_past_model.onnx").is_file() and (directory / "pytorch").is_dir():
-        return directory
-    print(f"building a full-size random-weight export in {directory} (minutes, ~12 GB RAM)...")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    script = ROOT / "tests" / "fixtures" / "make_musicgen.py"
-    subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            "--preset",
-            "small",
-            "--out",
-            str(directory),
-            "--no-fp16",
-            "--no-reference",
-        ],
-        check=True,
-        env=env,
-    )
+    if not (directory / "decoder_with_past_model.onnx").is_file():
+        print(f"building a full-size random-weight export in {directory} (~10 min, ~15 GB RAM)")
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "tests/fixtures/make_musicgen.py"),
+                "--preset",
+                "small",
+                "--out",
+                str(directory),
+                "--no-fp16",
+                "--no-reference",
+            ],
+            check=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+    from lofitui.models.optimize import optimize_musicgen
+
+    for quant in ("fp32", "int8", "q4"):
+        optimize_musicgen(directory, quant, on_stage=lambda m: print(f"  {m}", flush=True))
     return directory
 
 
-def onnx_step_times(model_dir: Path, steps: int, threads: int, decoder: str) -> np.ndarray:
+def _inputs(engine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    hidden, mask = engine.encode_text(PROMPT)
+    hidden = np.concatenate([hidden, np.zeros_like(hidden)])
+    mask = np.concatenate([mask, np.zeros_like(mask)])
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 2048, size=(8, max(POSITIONS) + 16))
+    tokens[:, 0] = 2048
+    return hidden, mask, tokens
+
+
+def run_onnx(model_dir: Path, name: str, threads: int) -> dict:
     from lofitui.engines.musicgen import MusicGenEngine, SamplingParams
     from lofitui.engines.runtime import RuntimeOptions
 
-    engine = MusicGenEngine.load(model_dir, RuntimeOptions("cpu", threads), decoder=decoder)
-    stamps: list[float] = []
+    options = RuntimeOptions("cpu", threads)
+    if name == "onnx-exact":
+        engine = MusicGenEngine.load(model_dir, options, decoder="split")
+    else:
+        engine = MusicGenEngine.load(model_dir, options, decoder="fast", fast_quant=name[5:])
+    hidden, mask, tokens = _inputs(engine)
+    decoder = engine._decoder
+    per_position = {}
+    logits = []
+    for pos in POSITIONS:
+        first = decoder.start(tokens[:, :pos], hidden, mask)
+        if pos == 1:
+            logits.append(first)
+        times = []
+        for s in range(pos, pos + 8):
+            t = time.perf_counter()
+            out = decoder.step(tokens[:, s : s + 1])
+            times.append((time.perf_counter() - t) * 1000)
+            if pos == 1:
+                logits.append(out)
+        per_position[pos] = float(np.median(times))
     params = SamplingParams(top_k=250, temperature=1.0, guidance=3.0)
+    stamps: list[float] = []
     start = time.perf_counter()
     engine.generate_codes(
-        PROMPT, steps - 3, params, seed=0, on_progress=lambda p: stamps.append(time.perf_counter())
+        PROMPT,
+        10 * FRAME_RATE,
+        params,
+        seed=0,
+        on_progress=lambda p: stamps.append(time.perf_counter()),
     )
-    return np.diff(np.array([start, *stamps])) * 1000
+    track = np.diff(np.array([start, *stamps])) * 1000
+    return {
+        "per_position": per_position,
+        "track_10s_s": float(track.sum() / 1000),
+        "logits": np.stack(logits).tolist(),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
-def torch_step_times(model_dir: Path, steps: int, threads: int) -> np.ndarray:
+def run_torch(model_dir: Path, threads: int) -> dict:
     import torch
     from transformers import MusicgenForConditionalGeneration
-    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
     from lofitui.engines.musicgen import MusicGenEngine
     from lofitui.engines.runtime import RuntimeOptions
 
     torch.set_num_threads(threads)
+    engine = MusicGenEngine.load(model_dir, RuntimeOptions("cpu", 1), decoder="split")
+    hidden, mask, tokens = _inputs(engine)
+    del engine
     model = MusicgenForConditionalGeneration.from_pretrained(model_dir / "pytorch").eval()
-    engine = MusicGenEngine.load(model_dir, RuntimeOptions("cpu", threads))
-    ids = torch.tensor([engine._tokenizer.encode(PROMPT).ids])
-    mask = torch.ones_like(ids)
-    times = []
+    hidden_t, mask_t = torch.from_numpy(hidden), torch.from_numpy(mask)
+    tokens_t = torch.from_numpy(tokens)
+    per_position = {}
     with torch.inference_mode():
-        t0 = time.perf_counter()
-        hidden = model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-        hidden = torch.cat([hidden, torch.zeros_like(hidden)])
-        mask2 = torch.cat([mask, torch.zeros_like(mask)])
-        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        tokens = torch.full((8, 1), 2048, dtype=torch.long)
-        text_ms = (time.perf_counter() - t0) * 1000
-        for _ in range(steps):
-            t = time.perf_counter()
+        for pos in POSITIONS:
             out = model(
-                encoder_outputs=(hidden,),
-                attention_mask=mask2,
-                decoder_input_ids=tokens,
-                past_key_values=cache,
+                encoder_outputs=(hidden_t,),
+                attention_mask=mask_t,
+                decoder_input_ids=tokens_t[:, :pos],
                 use_cache=True,
             )
             cache = out.past_key_values
-            logits = out.logits[:, -1, :]
-            guided = logits[4:] + 3.0 * (logits[:4] - logits[4:])
-            tokens = torch.cat([guided.argmax(-1)] * 2)[:, None]
-            times.append((time.perf_counter() - t) * 1000)
-    times[0] += text_ms
-    return np.array(times)
-
-
-def summarize(name: str, ms: np.ndarray) -> dict[str, float]:
-    n = len(ms)
-    row = {
-        "step 1": ms[0],
-        "1-50": float(np.median(ms[1:50])),
-        "~250": float(np.median(ms[max(1, n // 2 - 10) : n // 2 + 10])),
-        f"{n - 50}-{n}": float(np.median(ms[-50:])),
-        "mean": float(ms.mean()),
+            times = []
+            for s in range(pos, pos + 8):
+                t = time.perf_counter()
+                out = model(
+                    encoder_outputs=(hidden_t,),
+                    attention_mask=mask_t,
+                    decoder_input_ids=tokens_t[:, s : s + 1],
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                cache = out.past_key_values
+                times.append((time.perf_counter() - t) * 1000)
+            per_position[pos] = float(np.median(times))
+    return {
+        "per_position": per_position,
+        "track_10s_s": None,
+        "logits": None,
+        "peak_rss_mb": _peak_rss_mb(),
     }
-    row["steps/s"] = 1000 / row["mean"]
-    row["RTF 10s"] = (ms[: 10 * FRAME_RATE + 3].sum() / 1000) / 10
-    print(f"{name:<26}" + "".join(f"{v:>10.1f}" for v in row.values()))
-    return row
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rtf(per_position: dict[int, float], seconds: int) -> float:
+    """Compute seconds per audio second, integrating the per-position step time."""
+    steps = seconds * FRAME_RATE + 3
+    xs = np.array(sorted(per_position))
+    ys = np.array([per_position[x] for x in xs])
+    return float(np.interp(np.arange(1, steps + 1), xs, ys).sum() / 1000 / seconds)
+
+
+def child(args: argparse.Namespace) -> None:
+    if args.only == "pytorch":
+        result = run_torch(args.model, args.threads)
+    else:
+        result = run_onnx(args.model, args.only, args.threads)
+    print("RESULT " + json.dumps(result))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--model", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--only", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    model_dir = ensure_model(args.model or DEFAULT_CACHE)
-
+    if args.only:
+        child(args)
+        return
+    model_dir = ensure_model(args.model)
     results = {}
-    for decoder in ("split", "merged"):
-        if (model_dir / f"decoder_model{'_merged' if decoder == 'merged' else ''}.onnx").exists():
-            results[f"onnx fp32 {decoder}"] = onnx_step_times(
-                model_dir, args.steps, args.threads, decoder
-            )
-    if not args.skip_torch:
-        results["pytorch (transformers)"] = torch_step_times(model_dir, args.steps, args.threads)
+    for name in args.engines.split(","):
+        print(f"running {name}...", flush=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--model",
+                str(model_dir),
+                "--threads",
+                str(args.threads),
+                "--only",
+                name,
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if proc.returncode or line is None:
+            print(proc.stderr[-2000:])
+            raise SystemExit(f"{name} failed")
+        results[name] = json.loads(line[7:])
 
-    print(f"\n{args.steps} decoder steps, CFG batch (8 rows), {args.threads} threads; ms per step")
-    header = [
-        "step 1",
-        "1-50",
-        "~250",
-        f"{args.steps - 50}-{args.steps}",
-        "mean",
-        "steps/s",
+    print(
+        f"\nmusicgen-small shape, random weights, CFG batch (8 token rows), {args.threads} "
+        "threads, ms per decoder step"
+    )
+    cols = [f"pos {p}" for p in POSITIONS] + [
+        "steps/s@500",
         "RTF 10s",
+        "RTF 30s",
+        "10s track",
+        "peak RSS",
     ]
-    print(f"{'engine':<26}" + "".join(f"{h:>10}" for h in header))
-    rows = {name: summarize(name, ms) for name, ms in results.items()}
-    if "pytorch (transformers)" in rows:
-        ref = rows["pytorch (transformers)"]["mean"]
-        for name, row in rows.items():
-            print(f"speed-up of {name} over PyTorch: {ref / row['mean']:.2f}x")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of this process: {peak:.0f} MB (real time needs <= 20 ms/step)")
+    print(f"{'engine':<12}" + "".join(f"{c:>12}" for c in cols))
+    for name, r in results.items():
+        pp = {int(k): v for k, v in r["per_position"].items()}
+        track = f"{r['track_10s_s']:.1f} s" if r["track_10s_s"] else "-"
+        row = [f"{pp[p]:.1f}" for p in POSITIONS] + [
+            f"{1000 / pp[500]:.1f}",
+            f"{rtf(pp, 10):.2f}",
+            f"{rtf(pp, 30):.2f}",
+            track,
+            f"{r['peak_rss_mb']:.0f} MB",
+        ]
+        print(f"{name:<12}" + "".join(f"{c:>12}" for c in row))
+    if "pytorch" in results:
+        ref = {int(k): v for k, v in results["pytorch"]["per_position"].items()}
+        for name, r in results.items():
+            pp = {int(k): v for k, v in r["per_position"].items()}
+            ratios = " ".join(f"{ref[p] / pp[p]:.1f}x" for p in POSITIONS)
+            print(f"speed-up of {name} over PyTorch at positions {POSITIONS}: {ratios}")
+    if "onnx-exact" in results:
+        exact = np.array(results["onnx-exact"]["logits"])
+        for name, r in results.items():
+            if r["logits"] is None or name == "onnx-exact":
+                continue
+            got = np.array(r["logits"])
+            err = np.abs(got - exact).max()
+            top1 = (got.argmax(-1) == exact.argmax(-1)).mean()
+            top5 = np.mean(
+                [
+                    len(set(np.argsort(a)[-5:]) & set(np.argsort(b)[-5:])) / 5
+                    for a, b in zip(
+                        got.reshape(-1, got.shape[-1]),
+                        exact.reshape(-1, exact.shape[-1]),
+                        strict=True,
+                    )
+                ]
+            )
+            print(
+                f"{name}: logit error vs exact fp32 {err:.3g} (range ±{np.abs(exact).max():.2f}),"
+                f" top-1 agreement {top1:.3f}, top-5 overlap {top5:.3f} (9 steps x 8 rows)"
+            )
 
 
 if __name__ == "__main__":

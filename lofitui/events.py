@@ -1,0 +1,154 @@
+"""What the scheduler tells its subscribers: stations, job snapshots and typed events.
+
+All types here are frozen dataclasses; :mod:`lofitui.scheduler` re-exports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+from lofitui.engines.base import Progress, TrackRequest
+from lofitui.errors import UsageError
+
+Severity = Literal["info", "warning", "error"]
+
+
+class JobState(StrEnum):
+    """queued → generating → ready → playing → played; or failed / cancelled."""
+
+    QUEUED = "queued"
+    GENERATING = "generating"
+    READY = "ready"
+    PLAYING = "playing"
+    PLAYED = "played"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def pending(self) -> bool:
+        """Waiting for, or in, generation."""
+        return self in (JobState.QUEUED, JobState.GENERATING)
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.PLAYED, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Station:
+    """What to play: a prompt and the engine settings every track of the station shares."""
+
+    prompt: str
+    engine: str = "musicgen"
+    model: str = "musicgen-small"
+    duration_s: float = 30.0
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    def __hash__(self) -> int:
+        params = tuple(sorted(self.params.items()))
+        return hash((self.prompt, self.engine, self.model, self.duration_s, params))
+
+    def validate(self) -> None:
+        if not self.prompt.strip():
+            raise UsageError("the prompt is empty: describe the music, e.g. 'lofi hip hop piano'")
+        if not self.duration_s > 0:
+            raise UsageError(f"duration must be > 0 seconds (got {self.duration_s:g})")
+
+    def request(self, seed: int) -> TrackRequest:
+        return TrackRequest(
+            prompt=self.prompt,
+            duration_s=self.duration_s,
+            seed=seed,
+            engine=self.engine,
+            model=self.model,
+            params=dict(self.params),
+        )
+
+    @property
+    def lane(self) -> tuple[str, str]:
+        """Jobs with the same (engine, model) share one loaded model and run one at a time."""
+        return (self.engine, self.model)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A snapshot of one job. ``path`` is the cached WAV once the job is ready."""
+
+    id: str
+    station: Station
+    request: TrackRequest
+    state: JobState
+    progress: Progress | None
+    error: str | None
+    path: Path | None
+    created: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.request.duration_s
+
+
+class SchedulerEvent:
+    """Base class of everything :meth:`Scheduler.subscribe` callbacks receive."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class JobChanged(SchedulerEvent):
+    """A job was created or changed state (or error/path)."""
+
+    job: JobInfo
+
+
+@dataclass(frozen=True)
+class JobProgress(SchedulerEvent):
+    """Generation progress of a job (coalesced: at most ~10 per second per job)."""
+
+    job_id: str
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class NowPlaying(SchedulerEvent):
+    """What is audible and where (``job`` None in silence); ~10 Hz while playing."""
+
+    job: JobInfo | None
+    position_s: float
+    duration_s: float
+    paused: bool
+
+
+@dataclass(frozen=True)
+class Level(SchedulerEvent):
+    """Output level (linear, full scale 1.0) of what was just played."""
+
+    rms: float
+    peak: float
+
+
+@dataclass(frozen=True)
+class StationChanged(SchedulerEvent):
+    station: Station
+
+
+@dataclass(frozen=True)
+class TrackSaved(SchedulerEvent):
+    job_id: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Notice(SchedulerEvent):
+    """A one-line message for the listener (failures, saves, lost audio device)."""
+
+    message: str
+    severity: Severity = "info"

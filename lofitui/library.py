@@ -1,0 +1,480 @@
+"""Generated tracks on disk: the track cache (WAV + sidecar JSON + index) and saved tracks.
+
+Cache layout, in ``paths.cache_dir()``::
+
+    <key>.wav       the audio (32-bit float WAV), key = ``TrackRequest.key`` (SHA-256)
+    <key>.json      sidecar: the request, duration, saved flag and the generation metadata
+    index.json      size, duration, created/played times and saved flag of every track
+
+Every file is written atomically (temp file + rename), so a crash leaves either the old state or
+the new one. The index is a fast summary; the sidecars are the truth: a lost or corrupt index is
+rebuilt from them, and orphans left by a crash (a WAV without sidecar, stale temp files) are
+removed when the cache is opened. A truncated or corrupt WAV is detected when read, dropped, and
+reported as a miss (``get``) or :class:`CorruptAudioError` (``load_audio``) so the caller
+regenerates it: it is never played as noise.
+
+Beyond ``cap_bytes`` the least recently used tracks (last played, or created if never played)
+are evicted; saved tracks and pinned ones (queued or playing right now) never are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lofitui import paths
+from lofitui.atomic import write_json_atomic
+from lofitui.audio.wav import CorruptAudioError, read_wav, write_wav
+from lofitui.engines.base import Audio, TrackRequest
+from lofitui.render import slugify, unique_path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CAP_BYTES = 2 * 1024**3
+INDEX_NAME = "index.json"
+INDEX_VERSION = 1
+SIDECAR_VERSION = 1
+STALE_TEMP_S = 600.0  # temp files older than this are leftovers of a crash
+_TEMP_SUFFIXES = (".part", ".tmp")
+
+__all__ = [
+    "CachedTrack",
+    "CorruptAudioError",
+    "TrackCache",
+    "save_track",
+]
+
+
+@dataclass(frozen=True)
+class CachedTrack:
+    """A track in the cache: its key, WAV path, the request that made it and its metadata."""
+
+    key: str
+    path: Path
+    request: TrackRequest
+    duration_s: float
+    metadata: dict
+
+    @property
+    def sidecar(self) -> Path:
+        return self.path.with_suffix(".json")
+
+
+@dataclass
+class _Entry:
+    """One track's line in the index."""
+
+    bytes: int
+    duration_s: float
+    created: float
+    played: float | None = None
+    saved: bool = False
+
+    @property
+    def last_used(self) -> float:
+        return max(self.created, self.played or 0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bytes": self.bytes,
+            "duration_s": self.duration_s,
+            "created": self.created,
+            "played": self.played,
+            "saved": self.saved,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _Entry:
+        played = data.get("played")
+        return cls(
+            bytes=int(data["bytes"]),
+            duration_s=float(data["duration_s"]),
+            created=float(data["created"]),
+            played=None if played is None else float(played),
+            saved=bool(data.get("saved", False)),
+        )
+
+
+class TrackCache:
+    """Generated tracks keyed by request, with a persistent index and an LRU size cap.
+
+    Thread-safe: the scheduler writes from worker threads and reads from the event loop.
+    """
+
+    def __init__(self, root: Path | None = None, cap_bytes: int = DEFAULT_CAP_BYTES) -> None:
+        if cap_bytes < 0:
+            raise ValueError(f"cache cap must be >= 0 bytes (got {cap_bytes})")
+        self.root = Path(root) if root is not None else paths.cache_dir()
+        self.cap_bytes = int(cap_bytes)
+        self._lock = threading.RLock()
+        self._pinned: dict[str, int] = {}
+        self._last_stamp = 0.0
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._entries: dict[str, _Entry] = self._open()
+
+    # -- lookups --------------------------------------------------------------------------------
+
+    def wav_path(self, key: str) -> Path:
+        return self.root / f"{key}.wav"
+
+    def sidecar_path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._entries
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._entries)
+
+    @property
+    def total_bytes(self) -> int:
+        with self._lock:
+            return sum(e.bytes for e in self._entries.values())
+
+    def is_saved(self, key: str) -> bool:
+        with self._lock:
+            entry = self._entries.get(key)
+            return bool(entry and entry.saved)
+
+    def get(self, request: TrackRequest) -> CachedTrack | None:
+        """The cached track for ``request`` after checking its WAV; None on a miss.
+
+        A track whose WAV is missing, truncated or corrupt is dropped and reported as a miss.
+        """
+        found = self.fetch(request)
+        return found[0] if found else None
+
+    def fetch(self, request: TrackRequest) -> tuple[CachedTrack, Audio] | None:
+        """Like :meth:`get`, and also return the audio it read to check the file."""
+        key = request.key
+        with self._lock:
+            if key not in self._entries:
+                return None
+            try:
+                track = self._track(key, request)
+                audio = read_wav(track.path)
+            except (CorruptAudioError, OSError, ValueError, KeyError) as exc:
+                log.warning("dropping cached track %s: %s", key[:12], exc)
+                self._drop(key)
+                return None
+        return track, audio
+
+    def load_audio(self, track: CachedTrack) -> Audio:
+        """Read a cached track's audio; a damaged file is dropped and CorruptAudioError raised."""
+        try:
+            return read_wav(track.path)
+        except (CorruptAudioError, OSError) as exc:
+            with self._lock:
+                self._drop(track.key)
+            if isinstance(exc, CorruptAudioError):
+                raise
+            raise CorruptAudioError(f"{track.path.name}: cannot read ({exc})") from exc
+
+    # -- changes --------------------------------------------------------------------------------
+
+    def put(self, request: TrackRequest, audio: Audio, metadata: dict) -> CachedTrack:
+        """Store ``audio`` for ``request`` (WAV, then sidecar, then index; each atomic), evict."""
+        key = request.key
+        wav = self.wav_path(key)
+        sidecar = self.sidecar_path(key)
+        with self._lock:
+            write_wav(wav, audio)
+            try:
+                write_json_atomic(sidecar, self._sidecar(key, request, audio.duration_s, metadata))
+            except BaseException:
+                wav.unlink(missing_ok=True)
+                raise
+            old = self._entries.get(key)
+            self._entries[key] = _Entry(
+                bytes=wav.stat().st_size,
+                duration_s=audio.duration_s,
+                created=self._stamp(),
+                played=old.played if old else None,
+                saved=bool(old and old.saved),
+            )
+            self._evict(protect={key})
+            self._save_index()
+            return CachedTrack(key, wav, request, audio.duration_s, dict(metadata))
+
+    def touch_played(self, key: str) -> None:
+        """Record that ``key`` was just played (it becomes the most recently used)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return
+            entry.played = self._stamp()
+            self._save_index()
+
+    def mark_saved(self, key: str) -> None:
+        """Protect ``key`` from eviction for good (it was saved by the listener)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.saved:
+                return
+            entry.saved = True
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(self.sidecar_path(key).read_text())
+                data["saved"] = True
+                write_json_atomic(self.sidecar_path(key), data)
+            self._save_index()
+
+    def pin(self, key: str) -> None:
+        """Keep ``key`` from eviction while it is in use (queued or playing); counted."""
+        with self._lock:
+            self._pinned[key] = self._pinned.get(key, 0) + 1
+
+    def unpin(self, key: str) -> None:
+        with self._lock:
+            count = self._pinned.get(key, 0) - 1
+            if count > 0:
+                self._pinned[key] = count
+            else:
+                self._pinned.pop(key, None)
+
+    def remove(self, key: str) -> None:
+        """Delete one track (WAV, sidecar and index line); missing is fine."""
+        with self._lock:
+            self._drop(key)
+
+    def evict(self) -> list[str]:
+        """Drop least-recently-used tracks until the cache fits its cap; returns their keys."""
+        with self._lock:
+            evicted = self._evict(protect=set())
+            if evicted:
+                self._save_index()
+            return evicted
+
+    def save(self, track: CachedTrack, dest_dir: Path | None = None) -> Path:
+        """:func:`save_track` plus :meth:`mark_saved` (the cached copy is then never evicted)."""
+        path = save_track(track, dest_dir)
+        self.mark_saved(track.key)
+        return path
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _stamp(self) -> float:
+        """A wall-clock time strictly after the previous one (LRU order needs no ties)."""
+        now = max(time.time(), self._last_stamp + 1e-6)
+        self._last_stamp = now
+        return now
+
+    def _track(self, key: str, request: TrackRequest | None = None) -> CachedTrack:
+        data = json.loads(self.sidecar_path(key).read_text())
+        if data.get("key") != key:
+            raise ValueError("sidecar key does not match")
+        stored = TrackRequest.from_dict(data["request"])
+        if request is not None and stored.key != request.key:
+            raise ValueError("sidecar request does not match")
+        return CachedTrack(
+            key=key,
+            path=self.wav_path(key),
+            request=request or stored,
+            duration_s=float(data["duration_s"]),
+            metadata=dict(data.get("metadata") or {}),
+        )
+
+    @staticmethod
+    def _sidecar(
+        key: str, request: TrackRequest, duration_s: float, metadata: dict
+    ) -> dict[str, Any]:
+        return {
+            "version": SIDECAR_VERSION,
+            "key": key,
+            "request": request.to_dict(),
+            "duration_s": duration_s,
+            "saved": False,
+            "metadata": metadata,
+        }
+
+    def _drop(self, key: str) -> None:
+        self._entries.pop(key, None)
+        self.wav_path(key).unlink(missing_ok=True)
+        self.sidecar_path(key).unlink(missing_ok=True)
+        self._save_index()
+
+    def _evict(self, protect: set[str]) -> list[str]:
+        total = sum(e.bytes for e in self._entries.values())
+        if total <= self.cap_bytes:
+            return []
+        evicted: list[str] = []
+        for key, entry in sorted(self._entries.items(), key=lambda kv: kv[1].last_used):
+            if total <= self.cap_bytes:
+                break
+            if entry.saved or key in protect or key in self._pinned:
+                continue
+            self._entries.pop(key)
+            self.wav_path(key).unlink(missing_ok=True)
+            self.sidecar_path(key).unlink(missing_ok=True)
+            total -= entry.bytes
+            evicted.append(key)
+        if evicted:
+            log.info("evicted %d cached tracks", len(evicted))
+        return evicted
+
+    def _save_index(self) -> None:
+        data = {
+            "version": INDEX_VERSION,
+            "tracks": {k: e.to_json() for k, e in self._entries.items()},
+        }
+        write_json_atomic(self.root / INDEX_NAME, data)
+
+    def _open(self) -> dict[str, _Entry]:
+        """Read the index, reconcile it with the files, clean up what a crash left behind."""
+        self._remove_stale_temps()
+        entries = self._read_index()
+        rebuilt = entries is None
+        if entries is None:
+            entries = {}
+        wavs = {p.stem for p in self.root.glob("*.wav")}
+        sidecars = {p.stem for p in self.root.glob("*.json") if p.name != INDEX_NAME}
+        changed = rebuilt
+        for key in list(entries):
+            if key not in wavs or key not in sidecars:
+                entries.pop(key)
+                changed = True
+        for key in wavs | sidecars:
+            if key in entries:
+                continue
+            entry = self._entry_from_files(key) if key in wavs and key in sidecars else None
+            if entry is None:  # an orphan: half of a write interrupted by a crash
+                self.wav_path(key).unlink(missing_ok=True)
+                self.sidecar_path(key).unlink(missing_ok=True)
+            else:
+                entries[key] = entry
+            changed = True
+        self._entries = entries
+        stamps = [e.last_used for e in entries.values()]
+        self._last_stamp = max(stamps, default=0.0)
+        if changed:
+            self._save_index()
+        return entries
+
+    def _read_index(self) -> dict[str, _Entry] | None:
+        try:
+            data = json.loads((self.root / INDEX_NAME).read_text())
+            if data.get("version") != INDEX_VERSION:
+                return None
+            return {str(k): _Entry.from_json(v) for k, v in data["tracks"].items()}
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("cache index unreadable, rebuilding it from the sidecars: %s", exc)
+            return None
+
+    def _entry_from_files(self, key: str) -> _Entry | None:
+        try:
+            data = json.loads(self.sidecar_path(key).read_text())
+            if data.get("key") != key:
+                return None
+            stat = self.wav_path(key).stat()
+            return _Entry(
+                bytes=stat.st_size,
+                duration_s=float(data["duration_s"]),
+                created=stat.st_mtime,
+                saved=bool(data.get("saved", False)),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _remove_stale_temps(self) -> None:
+        now = time.time()
+        for path in self._temp_files():
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime > STALE_TEMP_S:
+                    path.unlink()
+
+    def _temp_files(self) -> Iterator[Path]:
+        for path in self.root.glob(".*"):
+            if path.suffix in _TEMP_SUFFIXES:
+                yield path
+
+
+# ---------------------------------------------------------------------------------------------
+# Saved tracks
+
+_save_lock = threading.Lock()
+
+
+def save_track(track: CachedTrack, dest_dir: Path | None = None) -> Path:
+    """Copy ``track`` into ``dest_dir`` (default ``paths.music_dir()``) with its metadata.
+
+    The name is readable and filesystem-safe (``<prompt-slug>-<seed>.wav`` plus a sidecar
+    ``.json``). Saving the same track again returns the existing copy; a different track with
+    the same name gets ``-2``, ``-3``... and nothing is ever overwritten.
+    """
+    dest = Path(dest_dir) if dest_dir is not None else paths.music_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    stem = f"{slugify(track.request.prompt)}-{track.request.seed}"
+    with _save_lock:
+        existing = _find_saved(dest, stem, track.key)
+        if existing is not None:
+            return existing
+        read_wav(track.path)  # never save a damaged file (raises CorruptAudioError)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".part", dir=dest)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out, track.path.open("rb") as src:
+                shutil.copyfileobj(src, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o644)
+            target = _link_unique(tmp, dest, stem)
+        finally:
+            tmp.unlink(missing_ok=True)
+        sidecar = {
+            "key": track.key,
+            "request": track.request.to_dict(),
+            "duration_s": track.duration_s,
+            "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "metadata": track.metadata,
+        }
+        write_json_atomic(target.with_suffix(".json"), sidecar)
+        return target
+
+
+def _find_saved(dest: Path, stem: str, key: str) -> Path | None:
+    """A WAV in ``dest`` saved earlier from the track ``key`` (its sidecar names the key)."""
+    for sidecar in sorted(dest.glob(f"{stem}*.json")):
+        wav = sidecar.with_suffix(".wav")
+        if not wav.is_file():
+            continue
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if json.loads(sidecar.read_text()).get("key") == key:
+                return wav
+    return None
+
+
+def _link_unique(tmp: Path, dest: Path, stem: str) -> Path:
+    """Give the finished temp file a free name without ever replacing an existing file.
+
+    ``os.link`` fails if the name is taken (even by another process racing us); where hard
+    links are not supported, fall back to a rename after the existence check.
+    """
+    while True:
+        target = unique_path(dest, stem, ".wav")
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            continue
+        except OSError:
+            if target.exists():
+                continue
+            os.replace(tmp, target)
+            return target
+        return target

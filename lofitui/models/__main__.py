@@ -1,0 +1,7 @@
+"""``python -m lofitui.models ...`` runs ``lofi models ...`` (handy without the entry point)."""
+
+import sys
+
+from lofitui.models.commands import main
+
+raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,313 @@
+"""``lofi models``: list, download, remove, verify the models lofi knows; print where they live.
+
+Every LofiError ends as one line on stderr, ``lofi: error: ...``, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from lofitui import paths
+from lofitui.errors import Cancelled, LofiError, ModelError, UsageError
+from lofitui.models import catalog, store
+from lofitui.models.catalog import MANIFEST_NAME
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lofi models",
+        description="Manage the models lofi generates music with.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("list", help="known and installed models, sizes, free space")
+    dl = sub.add_parser("download", help="download and verify a model (asks first)")
+    dl.add_argument("name", metavar="NAME")
+    dl.add_argument("-y", "--yes", action="store_true", help="do not ask; for scripts")
+    dl.add_argument(
+        "--offline", action="store_true", help="never use the network (also: HF_HUB_OFFLINE=1)"
+    )
+    dl.add_argument("--revision", metavar="R", help="repo branch, tag or commit to pin")
+    rm = sub.add_parser("remove", help="delete one model's files")
+    rm.add_argument("name", metavar="NAME")
+    rm.add_argument("-y", "--yes", action="store_true", help="do not ask; for scripts")
+    path = sub.add_parser("path", help="print the models directory, or one model's directory")
+    path.add_argument("name", metavar="NAME", nargs="?")
+    show = sub.add_parser("show", help="one model: files, URLs, where to put them by hand")
+    show.add_argument("name", metavar="NAME")
+    verify = sub.add_parser("verify", help="re-check an installed model's files (no network)")
+    verify.add_argument("name", metavar="NAME")
+    opt = sub.add_parser(
+        "optimize", help="build the fast CPU decoder of a MusicGen model (once; cached)"
+    )
+    opt.add_argument("name", metavar="NAME|DIR")
+    opt.add_argument(
+        "--quant",
+        default="q4",
+        choices=["q4", "int8", "fp32"],
+        help="weights of the fast decoder: q4 (default, fastest), int8, or fp32 (exact)",
+    )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return int(exc.code or 0)
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        if args.command is None or args.command == "list":
+            return cmd_list(out)
+        if args.command == "download":
+            return cmd_download(args.name, args.yes, args.offline, args.revision, out, err)
+        if args.command == "remove":
+            return cmd_remove(args.name, args.yes, out, err)
+        if args.command == "path":
+            return cmd_path(args.name)
+        if args.command == "show":
+            return cmd_show(args.name, out)
+        if args.command == "verify":
+            return cmd_verify(args.name, out, err)
+        if args.command == "optimize":
+            return cmd_optimize(args.name, args.quant, err)
+        raise UsageError(f"unknown command {args.command!r}")  # pragma: no cover - argparse
+    except LofiError as exc:
+        print(f"lofi: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file system problem outside the download path: still one line
+        print(f"lofi: error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Cancelled):
+        print(
+            "lofi: interrupted; run the same command again to resume the download",
+            file=sys.stderr,
+        )
+        return 130
+
+
+# -- list ---------------------------------------------------------------------------------------
+
+
+_STATE_STYLE = {
+    store.State.INSTALLED: "green",
+    store.State.MANUAL: "green",
+    store.State.PARTIAL: "yellow",
+    store.State.DAMAGED: "red",
+    store.State.MISSING: "dim",
+}
+
+
+def cmd_list(out: Console) -> int:
+    root = paths.models_dir()
+    if not out.is_terminal:
+        out.width = max(out.width, 120)  # pipes and logs get whole rows, not wrapped cells
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("model", "engine", "variant", "download", "on disk", "state"):
+        table.add_column(column, no_wrap=True)
+    for entry in catalog.entries():
+        directory = store.model_dir(entry.name)
+        state = store.state_of(entry, directory)
+        on_disk = store.size_on_disk(directory)
+        name = entry.name + (" *" if entry.name == catalog.DEFAULT_MODEL else "")
+        table.add_row(
+            name,
+            entry.engine,
+            entry.variant,
+            f"~{store.human_size(entry.size)}",
+            store.human_size(on_disk) if on_disk else "-",
+            f"[{_STATE_STYLE[state]}]{state.value}[/]",
+        )
+    others = (
+        sorted(p for p in root.iterdir() if p.is_dir() and p.name not in catalog.CATALOG)
+        if root.is_dir()
+        else []
+    )
+    for directory in others:
+        manifest = store.read_manifest(directory)
+        table.add_row(
+            directory.name,
+            manifest.engine if manifest else "?",
+            "custom directory",
+            "-",
+            store.human_size(store.size_on_disk(directory)),
+            "[green]use with --model[/]",
+        )
+    out.print(table)
+    free = store.human_size(store.free_space(root))
+    out.print(f"\nmodels directory: {root} ({free} free)   * = default model")
+    out.print(
+        "models can also be copied by hand into <models directory>/<model>/ "
+        "(`lofi models show NAME` lists the files), or passed with --model DIR"
+    )
+    return 0
+
+
+# -- download -----------------------------------------------------------------------------------
+
+
+def cmd_download(
+    name: str, yes: bool, offline: bool, revision: str | None, out: Console, err: Console
+) -> int:
+    from lofitui.models import consent, download
+
+    entry = catalog.get_entry(name)
+    directory = store.model_dir(entry.name)
+    revision = revision or entry.revision
+    state = store.state_of(entry, directory)
+    if offline or download.offline_requested():
+        if state.usable:
+            out.print(f"{entry.name} is {state.value} in {directory}")
+            return 0
+        reason = "offline mode is on (--offline)" if offline else "offline mode is on"
+        raise ModelError(download.no_network_message(entry, revision, directory, reason))
+    if not yes and not consent.can_ask():
+        raise UsageError(consent.headless_refusal(entry))
+    try:
+        plan = download.plan_download(entry, revision, directory)
+    except ModelError as exc:
+        if not state.usable:
+            raise
+        out.print(f"{entry.name} is {state.value} in {directory} (could not check the hub: {exc})")
+        return 0
+    remaining = plan.remaining()
+    if remaining and not yes and not consent.ask_download(plan, err):
+        raise UsageError(f"not downloading {entry.name}: no consent")
+    with consent.download_bar(err) as bar:
+        download.download(plan, bar)
+    verb = "downloaded and verified" if remaining else "already up to date, verified"
+    out.print(
+        f"{entry.name}: {verb} ({len(plan.files)} files, {store.human_size(plan.total)}, "
+        f"{entry.repo}@{plan.commit[:12]}) in {directory}"
+    )
+    return 0
+
+
+# -- show ---------------------------------------------------------------------------------------
+
+
+def cmd_show(name: str, out: Console) -> int:
+    from lofitui.models.download import file_url
+
+    entry = catalog.get_entry(name)
+    directory = store.model_dir(entry.name)
+    state = store.state_of(entry, directory)
+    manifest = store.read_manifest(directory)
+    out.print(f"[bold]{entry.name}[/] ({entry.engine}, {entry.variant}): {entry.description}")
+    pinned = f" @ {manifest.commit}" if manifest and manifest.commit else ""
+    out.print(f"source: {entry.repo} (revision {entry.revision}){pinned}")
+    out.print(f"directory: {directory} ({state.value})")
+    params = ", ".join(f"{k}={v}" for k, v in entry.params.items())
+    out.print(f"defaults: {params}")
+    out.print("files (download URL -> name in the directory):")
+    for f in entry.files:
+        mark = "✓" if (directory / f.local).is_file() else "·"
+        out.print(
+            f"  {mark} {file_url(entry, f)} -> {f.local} (~{store.human_size(f.size)})",
+            soft_wrap=True,
+        )
+    extra = [n for n in (manifest.files if manifest else {}) if n not in entry.local_names]
+    for local in extra:
+        out.print(f"  ✓ {local} (external weights found on the hub)")
+    return 0
+
+
+# -- remove -------------------------------------------------------------------------------------
+
+
+def cmd_remove(name: str, yes: bool, out: Console, err: Console) -> int:
+    from lofitui.models import consent
+
+    entry = catalog.get_entry(name)
+    directory = store.model_dir(entry.name)
+    files = store.removable_files(entry, directory)
+    if not files:
+        out.print(f"{entry.name} is not installed; nothing to remove")
+        return 0
+    size = sum(p.stat().st_size for p in files)
+    if not yes:
+        if not consent.can_ask():
+            raise UsageError(f"removing {entry.name} needs confirmation: pass --yes")
+        if not consent.ask_remove(entry.name, size, str(directory), err):
+            raise UsageError(f"not removing {entry.name}")
+    leftover = store.remove_files(files, directory)
+    out.print(f"removed {entry.name}: {len(files)} files, {store.human_size(size)}")
+    if leftover:
+        names = ", ".join(p.name for p in leftover)
+        out.print(f"left in {directory} (not lofi's): {names}")
+    return 0
+
+
+# -- path ---------------------------------------------------------------------------------------
+
+
+def cmd_path(name: str | None) -> int:
+    if name is None:
+        print(paths.models_dir())
+        return 0
+    entry = catalog.find_entry(name)
+    if entry is not None:
+        print(store.model_dir(entry.name))
+        return 0
+    candidate = paths.models_dir() / name
+    if candidate.is_dir():
+        print(candidate)
+        return 0
+    raise UsageError(f"unknown model {name!r}; known models: {', '.join(catalog.CATALOG)}")
+
+
+# -- verify -------------------------------------------------------------------------------------
+
+
+def cmd_verify(name: str, out: Console, err: Console) -> int:
+    entry = catalog.get_entry(name)
+    directory = store.model_dir(entry.name)
+    manifest = store.read_manifest(directory)
+    state = store.state_of(entry, directory)
+    if manifest is None or not manifest.complete:
+        if state is store.State.MANUAL:
+            raise ModelError(
+                f"{entry.name} was placed by hand (no {MANIFEST_NAME}): nothing to verify "
+                f"against; `lofi models download {entry.name}` checks it against the hub"
+            )
+        from lofitui.models.locate import not_installed_message
+
+        raise ModelError(not_installed_message(entry, state))
+    bad: list[str] = []
+    for local, rec in sorted(manifest.files.items()):
+        path: Path = directory / local
+        if not path.is_file():
+            bad.append(f"{local} (missing)")
+            continue
+        sha256, _ = store.file_hashes(path)
+        if sha256 != rec.sha256:
+            path.unlink()  # a corrupt weights file is never used; the next download replaces it
+            bad.append(f"{local} (sha256 {sha256}, expected {rec.sha256}; deleted)")
+    if bad:
+        manifest.complete = False
+        store.write_manifest(directory, manifest)
+        raise ModelError(
+            f"{entry.name} is damaged: {'; '.join(bad)}; run `lofi models download {entry.name}`"
+        )
+    out.print(f"{entry.name}: {len(manifest.files)} files verified (sha256) in {directory}")
+    return 0
+
+
+# -- optimize -----------------------------------------------------------------------------------
+
+
+def cmd_optimize(name: str, quant: str, err: Console) -> int:
+    from lofitui.models.locate import locate_model
+    from lofitui.models.optimize import optimize_musicgen
+
+    directory = locate_model(name)
+    with err.status("preparing") as status:
+        path = optimize_musicgen(directory, quant, on_stage=lambda msg: status.update(msg))
+    print(path)
+    return 0

@@ -1,0 +1,782 @@
+"""The generative queue: keeps the next tracks of a station generated and hands them to the player.
+
+The scheduler owns every job and its state (queued → generating → ready → playing → played, or
+failed / cancelled); the TUI only renders :class:`JobInfo` snapshots and calls the intents.
+
+Threads: the public methods and every subscriber callback run on the asyncio loop thread.
+Generation runs in one worker thread per loaded model (so one job at a time per model), player
+control calls in one ordered thread of their own, and player events are hopped onto the loop
+with ``loop.call_soon_threadsafe``. Progress is coalesced in the worker (at most ~10
+:class:`JobProgress` per second per job), so subscribers never slow generation down.
+
+Rules:
+
+- **Lookahead**: ``lookahead`` jobs of the current station are kept queued, generating or ready
+  beyond the playing one, each with a fresh random seed (recorded in its request). Cache hits
+  skip generation.
+- **Play order**: queue order, except that a ready track never waits behind one still
+  generating: it moves to the front and is handed to the player early, so playback is gapless.
+- **Station change**: queued and generating jobs of the old station are cancelled (the engine
+  stops within one step); ready ones leave the queue as *cancelled* but stay in the cache. The
+  playing track plays on until the new station's first track is ready, which then takes over.
+- **Regenerate**: ``"next"`` replaces the upcoming track by a new seed; ``"current"`` generates
+  a new seed for the playing track's station that takes over as soon as it is ready.
+- **Cancel** removes one job (cancelling the playing one is a skip); **clear** cancels
+  every upcoming job; both refill the lookahead with fresh seeds.
+- **Failures** are reported (``JobChanged`` with state failed and the error, plus a
+  ``Notice``) and the scheduler moves on; after ``max_failures`` failures in a row it stops
+  generating until the station changes or the listener asks to regenerate or clear.
+- **No audio output** (``player=None``, a device that refuses to open or disappears): a
+  :class:`~lofitui.silent.SilentPlayer` plays the queue silently in real time, so generating,
+  skipping and saving work the same; ``has_audio_output`` is False.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from lofitui.audio.player import (
+    LevelTick,
+    PlayerError,
+    PlayerEvent,
+    PositionTick,
+    TrackFinished,
+    TrackStarted,
+)
+from lofitui.engines.base import Audio, CancelToken, Engine, Progress
+from lofitui.errors import Cancelled, LofiError
+from lofitui.events import (
+    JobChanged,
+    JobInfo,
+    JobProgress,
+    JobState,
+    Level,
+    Notice,
+    NowPlaying,
+    SchedulerEvent,
+    Severity,
+    Station,
+    StationChanged,
+    TrackSaved,
+)
+from lofitui.library import CachedTrack, CorruptAudioError, TrackCache
+from lofitui.render import track_metadata
+from lofitui.silent import SilentPlayer
+
+if TYPE_CHECKING:
+    from lofitui.audio.player import Player
+
+__all__ = [
+    "JobChanged",
+    "JobInfo",
+    "JobProgress",
+    "JobState",
+    "Level",
+    "Notice",
+    "NowPlaying",
+    "Scheduler",
+    "SchedulerEvent",
+    "Station",
+    "StationChanged",
+    "TrackSaved",
+]
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.1  # at most ~10 JobProgress events per second per job
+HISTORY = 20  # finished jobs kept for the queue view
+MAX_FAILURES = 3
+
+
+class _PlayerLike(Protocol):
+    """What the scheduler needs of :class:`~lofitui.audio.player.Player` (and SilentPlayer)."""
+
+    volume: float
+    muted: bool
+
+    @property
+    def running(self) -> bool: ...
+    def start(self) -> None: ...
+    def close(self) -> None: ...
+    def enqueue(self, track_id: str, audio: Audio) -> None: ...
+    def skip(self, wait: bool = False) -> None: ...
+    def clear(self, wait: bool = False) -> None: ...
+    def stop(self, wait: bool = False) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def subscribe(self, callback: Callable[[PlayerEvent], None]) -> Callable[[], None]: ...
+
+
+class _Job:
+    """A job's mutable state; only the loop thread changes it (the worker reads request/cancel)."""
+
+    def __init__(self, station: Station, seed: int, *, replaces_current: bool = False) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.station = station
+        self.request = station.request(seed)
+        self.state = JobState.QUEUED
+        self.progress: Progress | None = None
+        self.error: str | None = None
+        self.track: CachedTrack | None = None
+        self.audio: Audio | None = None  # kept from generation until handed to the player
+        self.cancel = CancelToken()
+        self.created = time.time()
+        self.handed = False  # given to the player, not started yet
+        self.pinned = False
+        self.replaces_current = replaces_current
+
+    def info(self) -> JobInfo:
+        return JobInfo(
+            id=self.id,
+            station=self.station,
+            request=self.request,
+            state=self.state,
+            progress=self.progress,
+            error=self.error,
+            path=self.track.path if self.track else None,
+            created=self.created,
+        )
+
+
+class _Lane:
+    """One loaded model and the single worker thread that generates with it."""
+
+    def __init__(self, key: tuple[str, str]) -> None:
+        self.key = key
+        self.engine: Engine | None = None
+        self.job: _Job | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-gen")
+
+
+class Scheduler:
+    """Keeps a station's next tracks generated and plays them back to back."""
+
+    def __init__(
+        self,
+        engine_factory: Callable[[Station], Engine],
+        cache: TrackCache,
+        player: Player | None,
+        *,
+        lookahead: int = 2,
+        max_pending: int = 10,
+        max_failures: int = MAX_FAILURES,
+        seed_source: Callable[[], int] | None = None,
+    ) -> None:
+        if lookahead < 1:
+            raise ValueError(f"lookahead must be >= 1 (got {lookahead})")
+        if max_pending < lookahead:
+            raise ValueError(f"max_pending ({max_pending}) must be >= lookahead ({lookahead})")
+        self.cache = cache
+        self.lookahead = lookahead
+        self.max_pending = max_pending
+        self.max_failures = max(1, max_failures)
+        self._engine_factory = engine_factory
+        self._seed_source = seed_source or (lambda: secrets.randbits(31))
+        self._real_player: _PlayerLike | None = player
+        self._player: _PlayerLike = player if player is not None else SilentPlayer()
+        self._unsubscribe_player: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ctl: ThreadPoolExecutor | None = None
+        self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._subscribers: list[Callable[[SchedulerEvent], None]] = []
+        self._station: Station | None = None
+        self._upcoming: list[_Job] = []
+        self._current: _Job | None = None
+        self._history: deque[_Job] = deque(maxlen=HISTORY)
+        self._failures = 0
+        self._halted = False
+        self._started = False
+        self._closed = False
+        self._volume = 1.0
+        self._muted = False
+        self._paused = False
+        self._position = (0.0, 0.0)
+
+    # =========================================================================================
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Start the player (falling back to silent playback if it cannot) and begin generating."""
+        if self._started:
+            return
+        if self._closed:
+            raise RuntimeError("scheduler was closed")
+        self._loop = asyncio.get_running_loop()
+        self._ctl = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-player-ctl")
+        player = self._player
+        if not player.running:
+            try:
+                await asyncio.to_thread(player.start)
+            except Exception as exc:  # DeviceError, or anything else: never crash the app
+                if not isinstance(exc, LofiError):
+                    log.warning("audio output failed to start", exc_info=exc)
+                self._notice(f"{exc}; playing silently", "warning")
+                player = SilentPlayer()
+                await asyncio.to_thread(player.start)
+        self._attach(player)
+        self._started = True
+        self._pump()
+
+    async def aclose(self) -> None:
+        """Cancel jobs, wait for the workers, close the player; nothing is left half-written."""
+        if self._closed:
+            return
+        self._closed = True
+        for job in self._upcoming:
+            job.cancel.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for lane in self._lanes.values():
+            await asyncio.to_thread(lane.executor.shutdown, wait=True)
+        if self._ctl is not None:
+            await asyncio.to_thread(self._ctl.shutdown, wait=True)
+        if self._unsubscribe_player is not None:
+            self._unsubscribe_player()
+        await asyncio.to_thread(self._player.close)
+        for job in (*self._upcoming, *([self._current] if self._current else [])):
+            self._unpin(job)
+        self._subscribers.clear()
+
+    async def __aenter__(self) -> Scheduler:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # =========================================================================================
+    # Events
+
+    def subscribe(self, callback: Callable[[SchedulerEvent], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` on the loop thread for every event; returns unsubscribe."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _emit(self, event: SchedulerEvent) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:
+                log.exception("scheduler subscriber failed on %r", event)
+
+    def _changed(self, job: _Job) -> None:
+        self._emit(JobChanged(job.info()))
+
+    def _notice(self, message: str, severity: Severity = "info") -> None:
+        self._emit(Notice(message, severity))
+
+    # =========================================================================================
+    # State
+
+    @property
+    def station(self) -> Station | None:
+        return self._station
+
+    @property
+    def current(self) -> JobInfo | None:
+        """The playing job (audible, or silently playing without audio output)."""
+        return self._current.info() if self._current else None
+
+    @property
+    def upcoming(self) -> list[JobInfo]:
+        """Queued, generating and ready jobs in play order."""
+        return [job.info() for job in self._upcoming]
+
+    @property
+    def history(self) -> list[JobInfo]:
+        """The last finished jobs (played, failed, cancelled), oldest first."""
+        return [job.info() for job in self._history]
+
+    @property
+    def jobs(self) -> list[JobInfo]:
+        """History, then the playing job, then the upcoming ones: oldest to newest."""
+        current = [self._current.info()] if self._current else []
+        return [*self.history, *current, *self.upcoming]
+
+    @property
+    def volume(self) -> float:
+        return self._volume
+
+    @property
+    def muted(self) -> bool:
+        return self._muted
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def halted(self) -> bool:
+        """Generation stopped after ``max_failures`` failures in a row."""
+        return self._halted
+
+    @property
+    def has_audio_output(self) -> bool:
+        """True while tracks are audible through a real player (not silent playback)."""
+        return self._real_player is not None and self._player is self._real_player
+
+    def job(self, job_id: str) -> JobInfo | None:
+        found = self._find(job_id)
+        return found.info() if found else None
+
+    # =========================================================================================
+    # Intents
+
+    def set_station(self, station: Station) -> None:
+        """Play ``station`` from now on (see the module docstring for what happens to the queue)."""
+        station.validate()
+        if station == self._station:
+            if self._halted:  # the same station again: the listener asks to retry
+                self._failures = 0
+                self._halted = False
+                self._pump()
+            return
+        self._station = station
+        self._failures = 0
+        self._halted = False
+        for job in list(self._upcoming):
+            self._cancel_job(job)
+        self._emit(StationChanged(station))
+        self._pump()
+
+    def enqueue(self, station: Station | None = None, seed: int | None = None) -> JobInfo:
+        """Add one more job at the end of the queue (beyond the lookahead)."""
+        station = station or self._station
+        if station is None:
+            raise LofiError("no station: choose a prompt first")
+        station.validate()
+        self._check_pending()
+        job = self._new_job(station, seed)
+        self._upcoming.append(job)
+        self._changed(job)
+        self._pump()
+        return job.info()
+
+    def skip(self) -> None:
+        """Move on to the next ready track (silence until one is ready)."""
+        if self._current is not None:
+            self._player_call(self._player.skip)
+
+    def regenerate(self, which: Literal["current", "next"] = "next") -> None:
+        """Replace the upcoming track, or the playing one, by a new seed."""
+        if which not in ("current", "next"):
+            raise ValueError(f"regenerate which must be 'current' or 'next' (got {which!r})")
+        self._failures = 0
+        self._halted = False
+        current = self._current
+        if which == "current" and current is not None:
+            for job in list(self._upcoming):
+                if job.replaces_current:
+                    self._cancel_job(job)
+            self._check_pending()
+            job = self._new_job(current.station, replaces_current=True)
+            self._upcoming.insert(0, job)
+            self._changed(job)
+            self._pump()
+            return
+        station = self._station
+        if self._upcoming:
+            target = self._upcoming[0]
+            station = target.station
+            self._cancel_job(target)
+        if station is None:
+            return
+        self._check_pending()
+        job = self._new_job(station)
+        self._upcoming.insert(0, job)
+        self._changed(job)
+        self._pump()
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel one job: a pending one stops within one step, a ready one leaves the queue
+        (kept in the cache), the playing one is skipped. Unknown or finished ids are ignored."""
+        if self._current is not None and self._current.id == job_id:
+            self.skip()
+            return
+        job = next((j for j in self._upcoming if j.id == job_id), None)
+        if job is not None:
+            self._cancel_job(job)
+            self._pump()
+
+    def clear(self) -> None:
+        """Cancel every upcoming job and forget the history; the lookahead refills."""
+        self._failures = 0
+        self._halted = False
+        for job in list(self._upcoming):
+            self._cancel_job(job)
+        self._history.clear()
+        self._pump()
+
+    def save_current(self) -> Path:
+        """Copy the playing track to the music directory; returns the saved WAV's path."""
+        job = self._current
+        if job is None or job.track is None:
+            raise LofiError("nothing is playing: there is no track to save")
+        try:
+            path = self.cache.save(job.track)
+        except OSError as exc:
+            raise LofiError(f"cannot save the track: {exc.strerror or exc}") from exc
+        self._emit(TrackSaved(job.id, path))
+        self._notice(f"saved {path}", "info")
+        return path
+
+    def toggle_pause(self) -> bool:
+        """Pause or resume (short fades); returns True when now paused."""
+        self._paused = not self._paused
+        self._player_call(self._player.pause if self._paused else self._player.resume)
+        position, duration = self._position
+        self._emit(NowPlaying(self.current, position, duration, self._paused))
+        return self._paused
+
+    def set_volume(self, volume: float) -> None:
+        self._volume = min(1.0, max(0.0, float(volume)))
+        self._player.volume = self._volume
+
+    def toggle_mute(self) -> bool:
+        self._muted = not self._muted
+        self._player.muted = self._muted
+        return self._muted
+
+    # =========================================================================================
+    # The queue
+
+    def _new_job(
+        self, station: Station, seed: int | None = None, *, replaces_current: bool = False
+    ) -> _Job:
+        seed = self._seed_source() if seed is None else seed
+        return _Job(station, seed, replaces_current=replaces_current)
+
+    def _pending_count(self) -> int:
+        return sum(1 for job in self._upcoming if job.state.pending)
+
+    def _check_pending(self) -> None:
+        if self._pending_count() >= self.max_pending:
+            raise LofiError(
+                f"too many tracks waiting to be generated (at most {self.max_pending}): "
+                "wait for some to finish or cancel them"
+            )
+
+    def _find(self, job_id: str) -> _Job | None:
+        if self._current is not None and self._current.id == job_id:
+            return self._current
+        for job in (*self._upcoming, *self._history):
+            if job.id == job_id:
+                return job
+        return None
+
+    def _pump(self) -> None:
+        """Bring everything up to date: refill the lookahead, start jobs, feed the player."""
+        if not self._started or self._closed:
+            return
+        self._top_up()
+        self._start_jobs()
+        self._feed_player()
+
+    def _top_up(self) -> None:
+        station = self._station
+        if station is None or self._halted:
+            return
+        kept = sum(1 for job in self._upcoming if not job.replaces_current)
+        while kept < self.lookahead and self._pending_count() < self.max_pending:
+            job = self._new_job(station)
+            self._upcoming.append(job)
+            self._changed(job)
+            kept += 1
+
+    def _finish(self, job: _Job, state: JobState, error: str | None = None) -> None:
+        """Move ``job`` out of the queue (or off the player) into the history."""
+        job.state = state
+        job.error = error
+        job.audio = None
+        if job in self._upcoming:
+            self._upcoming.remove(job)
+        if self._current is job:
+            self._current = None
+        self._unpin(job)
+        self._history.append(job)
+        self._changed(job)
+
+    def _cancel_job(self, job: _Job) -> None:
+        job.cancel.cancel()  # a generating job stops at its next step; its lane stays busy
+        was_handed = job.handed
+        job.handed = False
+        self._finish(job, JobState.CANCELLED)
+        if was_handed:
+            self._player_call(self._player.clear, True)
+
+    def _pin(self, job: _Job) -> None:
+        if job.track is not None and not job.pinned:
+            self.cache.pin(job.track.key)
+            job.pinned = True
+
+    def _unpin(self, job: _Job) -> None:
+        if job.track is not None and job.pinned:
+            self.cache.unpin(job.track.key)
+            job.pinned = False
+
+    # =========================================================================================
+    # Generation
+
+    def _lane(self, station: Station) -> _Lane:
+        lane = self._lanes.get(station.lane)
+        if lane is None:
+            lane = self._lanes[station.lane] = _Lane(station.lane)
+        return lane
+
+    def _start_jobs(self) -> None:
+        assert self._loop is not None
+        for job in self._upcoming:
+            if job.state is not JobState.QUEUED:
+                continue
+            lane = self._lane(job.station)
+            if lane.job is not None:
+                continue
+            lane.job = job
+            job.state = JobState.GENERATING
+            self._changed(job)
+            task = self._loop.create_task(self._generate(job, lane), name=f"lofi-job-{job.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _generate(self, job: _Job, lane: _Lane) -> None:
+        assert self._loop is not None
+        try:
+            track, audio, created = await self._loop.run_in_executor(
+                lane.executor, self._produce, job, lane
+            )
+        except Cancelled:
+            if job.state is JobState.GENERATING:
+                self._finish(job, JobState.CANCELLED)
+        except Exception as exc:
+            if job.state is JobState.GENERATING:
+                self._failed(job, exc)
+        else:
+            if job.state is JobState.GENERATING:
+                self._failures = 0
+                job.track, job.audio = track, audio
+                job.state = JobState.READY
+                self._pin(job)
+                self._changed(job)
+            elif created:  # cancelled after its last step: leave nothing in the cache
+                await asyncio.to_thread(self.cache.remove, track.key)
+        finally:
+            lane.job = None
+        self._pump()
+
+    def _produce(self, job: _Job, lane: _Lane) -> tuple[CachedTrack, Audio, bool]:
+        """Worker thread: the cached track, or a new one generated and written to the cache."""
+        job.cancel.check()
+        found = self.cache.fetch(job.request)
+        if found is not None:
+            return (*found, False)
+        if lane.engine is None:
+            lane.engine = self._engine_factory(job.station)
+        engine = lane.engine
+        job.cancel.check()
+        started = time.perf_counter()
+        audio = engine.generate(job.request, self._progress_reporter(job), job.cancel)
+        job.cancel.check()
+        metadata = track_metadata(job.request, engine, audio, time.perf_counter() - started)
+        return self.cache.put(job.request, audio, metadata), audio, True
+
+    def _progress_reporter(self, job: _Job) -> Callable[[Progress], None]:
+        """Worker-thread progress callback that forwards at most one update per interval."""
+        loop = self._loop
+        assert loop is not None
+        last = [0.0]
+
+        def report(progress: Progress) -> None:
+            job.progress = progress
+            now = time.monotonic()
+            if now - last[0] < PROGRESS_INTERVAL_S and progress.done < progress.total:
+                return
+            last[0] = now
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(self._on_progress, job, progress)
+
+        return report
+
+    def _on_progress(self, job: _Job, progress: Progress) -> None:
+        if job.state is JobState.GENERATING and not self._closed:
+            self._emit(JobProgress(job.id, progress))
+
+    def _failed(self, job: _Job, exc: BaseException) -> None:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, LofiError):
+            log.warning("job %s failed", job.id, exc_info=exc)
+        self._finish(job, JobState.FAILED, reason)
+        self._failures += 1
+        if self._failures >= self.max_failures and not self._halted:
+            self._halted = True
+            for pending in [j for j in self._upcoming if j.state.pending]:
+                self._cancel_job(pending)
+            self._notice(
+                f"generation stopped after {self._failures} failed tracks ({reason}): "
+                "change the station or regenerate to try again",
+                "error",
+            )
+        else:
+            self._notice(f"track generation failed: {reason}", "warning")
+
+    # =========================================================================================
+    # Playback
+
+    def _attach(self, player: _PlayerLike) -> None:
+        if self._unsubscribe_player is not None:
+            self._unsubscribe_player()
+        self._player = player
+        player.volume = self._volume
+        player.muted = self._muted
+        if self._paused:
+            player.pause()
+        loop = self._loop
+        assert loop is not None
+
+        def hop(event: PlayerEvent) -> None:  # player thread → loop thread
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._on_player_event, player, event)
+
+        self._unsubscribe_player = player.subscribe(hop)
+
+    def _player_call(self, fn: Callable[..., Any], *args: Any) -> Future[Any] | None:
+        """Run a player call on the ordered control thread (some calls wait for the feeder)."""
+        if self._ctl is None or self._closed:
+            return None
+        return self._ctl.submit(fn, *args)
+
+    def _feed_player(self) -> None:
+        """Give the player the next ready track early (gapless), or let one take over."""
+        ready = next((j for j in self._upcoming if j.state is JobState.READY), None)
+        if ready is None or ready.handed:
+            return
+        current = self._current
+        takeover = current is not None and (
+            ready.replaces_current or ready.station != current.station
+        )
+        handed = next((j for j in self._upcoming if j.handed), None)
+        if handed is not None:
+            if not takeover:
+                return
+            handed.handed = False  # the stop below drops it from the player's queue
+        self._upcoming.remove(ready)
+        self._upcoming.insert(0, ready)
+        ready.replaces_current = False
+        ready.handed = True
+        self._player_call(self._hand, self._player, ready, takeover)
+
+    def _hand(self, player: _PlayerLike, job: _Job, takeover: bool) -> None:
+        """Control thread: load the audio and queue it; a takeover first stops what plays."""
+        audio = job.audio
+        try:
+            if audio is None:
+                assert job.track is not None
+                audio = self.cache.load_audio(job.track)
+        except CorruptAudioError as exc:
+            assert self._loop is not None
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._damaged, job, str(exc))
+            return
+        if takeover:
+            player.stop(wait=True)
+        player.enqueue(job.id, audio)
+
+    def _damaged(self, job: _Job, reason: str) -> None:
+        """A ready track's WAV turned out damaged: generate it again (the cache dropped it)."""
+        self._notice(f"cached track damaged, generating it again: {reason}", "warning")
+        if job in self._upcoming and job.state is JobState.READY:
+            self._unpin(job)
+            job.handed = False
+            job.track = None
+            job.audio = None
+            job.state = JobState.QUEUED
+            self._changed(job)
+        self._pump()
+
+    def _on_player_event(self, player: _PlayerLike, event: PlayerEvent) -> None:
+        if player is not self._player or self._closed:
+            return
+        if isinstance(event, PositionTick):
+            if self._current is not None and self._current.id == event.track_id:
+                self._position = (event.position_s, event.duration_s)
+                info = self._current.info()
+                self._emit(NowPlaying(info, event.position_s, event.duration_s, self._paused))
+        elif isinstance(event, LevelTick):
+            self._emit(Level(event.rms, event.peak))
+        elif isinstance(event, TrackStarted):
+            self._track_started(event.track_id, event.duration_s)
+        elif isinstance(event, TrackFinished):
+            self._track_finished(event.track_id)
+        elif isinstance(event, PlayerError):
+            self._player_failed(event.message)
+
+    def _track_started(self, job_id: str, duration_s: float) -> None:
+        job = self._find(job_id)
+        if job is None or job is self._current:
+            return
+        if self._current is not None:  # crossfading out: done as far as the queue is concerned
+            self._finish(self._current, JobState.PLAYED)
+        if job in self._upcoming:
+            self._upcoming.remove(job)
+        elif job in self._history:  # cancelled after it was handed over: what is heard wins
+            self._history.remove(job)
+            self._pin(job)
+        job.handed = False
+        job.audio = None
+        job.state = JobState.PLAYING
+        self._current = job
+        self._position = (0.0, duration_s)
+        self._changed(job)
+        self._emit(NowPlaying(job.info(), 0.0, duration_s, self._paused))
+        if job.track is not None:
+            key = job.track.key
+            self._background(self.cache.touch_played, key)
+        self._pump()
+
+    def _track_finished(self, job_id: str) -> None:
+        job = self._current
+        if job is None or job.id != job_id:
+            return
+        self._finish(job, JobState.PLAYED)
+        self._position = (0.0, 0.0)
+        self._emit(NowPlaying(None, 0.0, 0.0, self._paused))
+        self._pump()
+
+    def _player_failed(self, message: str) -> None:
+        self._notice(f"{message}; playing silently", "error")
+        if self._current is not None:
+            self._finish(self._current, JobState.PLAYED)
+        for job in self._upcoming:
+            job.handed = False
+        silent = SilentPlayer()
+        silent.start()
+        self._attach(silent)
+        self._emit(NowPlaying(None, 0.0, 0.0, self._paused))
+        self._pump()
+
+    def _background(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a small blocking call (index write) off the loop; aclose waits for it."""
+        assert self._loop is not None
+        future = self._loop.run_in_executor(None, fn, *args)
+        self._tasks.add(future)
+        future.add_done_callback(self._background_done)
+
+    def _background_done(self, future: asyncio.Future[Any]) -> None:
+        self._tasks.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("background cache update failed: %s", future.exception())
