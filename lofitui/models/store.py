@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lofitui import paths
+from lofitui.atomic import write_json_atomic
 from lofitui.errors import ModelError
 from lofitui.models.catalog import MANIFEST_NAME, ModelEntry
 from lofitui.models.optimize import derived_files
@@ -120,10 +120,7 @@ def read_manifest(directory: Path) -> Manifest | None:
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
     """Write atomically: a crash leaves the old manifest or the new one, never half of one."""
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{MANIFEST_NAME}.tmp"
-    tmp.write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, directory / MANIFEST_NAME)
+    write_json_atomic(directory / MANIFEST_NAME, manifest.to_json())
 
 
 def partial_files(directory: Path) -> list[Path]:
@@ -205,9 +202,10 @@ def removable_files(entry: ModelEntry, directory: Path) -> list[Path]:
     found = [directory / n for n in sorted(names) if (directory / n).is_file()]
     found += partial_files(directory)
     found += [p for p in derived_files(directory) if p not in found]
-    for extra in (MANIFEST_NAME, f".{MANIFEST_NAME}.tmp", LOCK_NAME):
+    for extra in (MANIFEST_NAME, LOCK_NAME):
         if (directory / extra).is_file():
             found.append(directory / extra)
+    found += sorted(directory.glob(f".{MANIFEST_NAME}.*.part"))  # a crash mid-write
     return found
 
 
