@@ -1,0 +1,1 @@
+"""Audio: WAV I/O, resampling, mixing, and the real-time player."""
