@@ -76,6 +76,9 @@ def session_options(threads: int = 0) -> ort.SessionOptions:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # errors only: ORT warnings are not the user's problem
+    # Idle worker threads sleep instead of spinning: generation shares the machine with the
+    # audio feeder and the UI, and on 2 cores spinning threads starve them (and each other).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 

@@ -1,0 +1,1 @@
+"""The Textual app: ``lofitui.tui.app.run_app`` is what ``lofi`` runs."""

@@ -1,0 +1,393 @@
+"""The lofi app: routes scheduler events to widgets and keys to scheduler intents.
+
+Start-up is a pipeline of thread workers and messages (nothing blocks the event loop):
+find the model → (first-run dialog and download) → load engine, cache and player → attach the
+scheduler. Widgets never talk to the scheduler; the app holds no engine or playback logic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.containers import Vertical
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
+
+from lofitui import config as config_module
+from lofitui.config import Config, load_config, save_setting
+from lofitui.errors import LofiError
+from lofitui.tui import messages as m
+from lofitui.tui.backend import Backend, Built, MissingModel, SchedulerLike, Settings
+from lofitui.tui.history import PromptHistory
+from lofitui.tui.keys import app_bindings
+from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen
+from lofitui.tui.themes import DEFAULT_THEME, LoadedThemes, load_themes, next_theme
+from lofitui.tui.widgets import NowPlayingView, PromptBar, PromptInput, QueuePanel, StatusBar
+
+VOLUME_STEP = 0.05
+
+
+@dataclass
+class ModelFound(Message):
+    path: Path
+
+
+@dataclass
+class BackendBuilt(Message):
+    built: Built
+
+
+@dataclass
+class StartupStep(Message):
+    """What start-up is doing now (shown in the status bar)."""
+
+    text: str
+
+
+class LofiApp(App[int]):
+    """A terminal radio that never runs out: generate ahead, play gaplessly."""
+
+    CSS_PATH = "lofi.tcss"
+    TITLE = "lofi"
+    BINDINGS = app_bindings()
+    AUTO_FOCUS = None  # keys drive the player until / or i focuses the prompt
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backend: Any = None,
+        themes: LoadedThemes | None = None,
+        warnings: Iterable[str] = (),
+        config_path: Path | None = None,
+        history: PromptHistory | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.backend = backend if backend is not None else Backend(settings)
+        self.loaded_themes = themes if themes is not None else load_themes()
+        self.startup_warnings = [*warnings, *self.loaded_themes.warnings]
+        self.config_path = config_path
+        self.history = history if history is not None else PromptHistory(settings.prompts)
+        self.keymap: dict[str, str] = dict(settings.keymap)
+        self.scheduler: SchedulerLike | None = None
+        self.audio_problem: str | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._shutting_down = False
+        self._volume = settings.volume
+        self._muted = False
+        self._exit_code = 0
+        self._saved_notices: set[str] = set()
+
+    # -- layout ------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Vertical(id="main"):
+            yield NowPlayingView(id="now-playing")
+            yield QueuePanel(id="queue")
+        yield PromptBar(self.history, id="prompt-bar")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for theme in self.loaded_themes.themes:
+            self.register_theme(theme)
+        self.theme = self._initial_theme()
+        if self.keymap:
+            self.set_keymap(self.keymap)
+        self.query_one("#now-playing").border_title = "now playing"
+        self.query_one("#queue").border_title = "up next"
+        self.query_one("#prompt-bar").border_title = "station"
+        queue = self.query_one(QueuePanel)
+        queue.lookahead = self.settings.lookahead
+        queue.redraw()
+        status = self.query_one(StatusBar)
+        status.volume = self._volume
+        status.state = "starting"
+        for warning in self.startup_warnings:
+            self.notify(warning, title="config", severity="warning", timeout=12)
+        self.find_model()
+
+    def _initial_theme(self) -> str:
+        wanted = self.settings.theme
+        if wanted in self.available_themes:
+            return wanted
+        choices = ", ".join(self.loaded_themes.names) or DEFAULT_THEME
+        self.startup_warnings.append(
+            f"theme {wanted!r} not found (available: {choices}); using {DEFAULT_THEME}"
+        )
+        return DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+
+    # -- start-up pipeline -------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="startup", name="find-model")
+    def find_model(self) -> None:
+        found = self.backend.find_model()
+        if isinstance(found, MissingModel):
+            self.post_message(m.ModelMissing(found.entry, found.destination, found.reason))
+        else:
+            self.post_message(ModelFound(found))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="startup", name="load")
+    def load_backend(self, model_dir: Path) -> None:
+        self.post_message(StartupStep("loading the model"))
+        self.post_message(BackendBuilt(self.backend.build(model_dir)))
+
+    def on_model_found(self, message: ModelFound) -> None:
+        self.load_backend(message.path)
+
+    def on_model_missing(self, message: m.ModelMissing) -> None:
+        self.query_one(StatusBar).state = "waiting for a model"
+
+        def after(path: Path | None) -> None:
+            if path is None:
+                self.exit(0)
+            else:
+                self.load_backend(path)
+
+        self.push_screen(
+            FirstRunScreen(message.entry, message.destination, self.backend.download), after
+        )
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """One place for start-up failures: say what went wrong, then quit when dismissed."""
+        worker = event.worker
+        if worker.group != "startup" or event.state != WorkerState.ERROR:
+            return
+        error = worker.error
+        title = "cannot find the model" if worker.name == "find-model" else "cannot start"
+        text = str(error) if isinstance(error, LofiError) else f"{type(error).__name__}: {error}"
+        self.post_message(m.BackendFailed(title, text))
+
+    def on_backend_failed(self, message: m.BackendFailed) -> None:
+        self.query_one(StatusBar).state = "stopped"
+        self._exit_code = 1
+        self.push_screen(ErrorScreen(message.title, message.message), self._after_error)
+
+    def _after_error(self, carry_on: bool | None) -> None:
+        if not carry_on:
+            self.exit(self._exit_code)
+
+    async def on_backend_built(self, message: BackendBuilt) -> None:
+        await self.attach(
+            message.built.scheduler, message.built.station, message.built.audio_problem
+        )
+
+    async def attach(
+        self, scheduler: SchedulerLike, station: Any, audio_problem: str | None = None
+    ) -> None:
+        """Start driving ``scheduler`` on ``station`` (tests call this with a fake)."""
+        if self._shutting_down:
+            await scheduler.aclose()
+            return
+        self.scheduler = scheduler
+        self.audio_problem = audio_problem
+        self._unsubscribe = scheduler.subscribe(self._on_scheduler_event)
+        await scheduler.start()
+        status = self.query_one(StatusBar)
+        status.audio = audio_problem is None and scheduler.has_audio_output
+        if not status.audio:
+            self.notify(
+                f"{audio_problem or 'no audio output device'}. lofi keeps generating; "
+                "press s to save tracks.",
+                title="no sound",
+                severity="warning",
+                timeout=12,
+            )
+        scheduler.set_volume(self._volume)
+        status.state = "tuning in"
+        self.query_one(NowPlayingView).set_waiting(True)
+        scheduler.set_station(station)
+
+    def _on_scheduler_event(self, event: Any) -> None:
+        """Scheduler callback (loop thread): forward as a typed message; floods coalesce."""
+        message = m.from_event(event)
+        if message is not None:
+            self.post_message(message)
+
+    # -- scheduler events → widgets ----------------------------------------------------------------
+
+    def on_job_updated(self, message: m.JobUpdated) -> None:
+        queue = self.query_one(QueuePanel)
+        queue.update_job(message.job)
+        now = self.query_one(NowPlayingView)
+        now.set_waiting(queue.generating)
+
+    def on_job_progressed(self, message: m.JobProgressed) -> None:
+        self.query_one(QueuePanel).update_progress(message.job_id, message.progress)
+
+    def on_playback_updated(self, message: m.PlaybackUpdated) -> None:
+        self.query_one(NowPlayingView).update_playback(
+            message.job, message.position_s, message.duration_s, message.paused
+        )
+        status = self.query_one(StatusBar)
+        if message.job is not None:
+            status.state = "paused" if message.paused else "playing"
+        elif self.scheduler is not None:
+            status.state = "tuning in" if self.query_one(QueuePanel).generating else "idle"
+
+    def on_level_updated(self, message: m.LevelUpdated) -> None:
+        self.query_one(NowPlayingView).push_level(message.rms, message.peak)
+
+    def on_station_updated(self, message: m.StationUpdated) -> None:
+        station = message.station
+        model = Path(station.model).name if "/" in station.model else station.model
+        self.query_one(PromptBar).set_station(station.prompt, f"{station.engine} · {model}")
+
+    def on_track_saved(self, message: m.TrackSaved) -> None:
+        self._saved_notices.add(f"saved {message.path}")
+        self.notify(str(message.path), title="saved", timeout=8)
+
+    def on_startup_step(self, message: StartupStep) -> None:
+        self.query_one(StatusBar).state = message.text
+
+    def on_notice(self, message: m.Notice) -> None:
+        if message.message in self._saved_notices:  # already shown by on_track_saved
+            self._saved_notices.discard(message.message)
+            return
+        self.notify(message.message, severity=message.severity)  # type: ignore[arg-type]
+
+    @on(PromptBar.Submitted)
+    def _new_station(self, event: PromptBar.Submitted) -> None:
+        self.set_focus(None)
+        if self.scheduler is None:
+            self.notify("still starting: the new station will apply when ready", timeout=4)
+            self.settings = replace(self.settings, prompt=event.prompt)
+            return
+        current = self.scheduler.station
+        if current is None:
+            return
+        try:
+            self.scheduler.set_station(replace(current, prompt=event.prompt))
+        except LofiError as exc:
+            self.notify(str(exc), severity="error")
+
+    # -- actions (keys) ----------------------------------------------------------------------------
+
+    def _live(self) -> SchedulerLike | None:
+        if self.scheduler is None:
+            self.notify("still starting…", timeout=2)
+        return self.scheduler
+
+    def action_toggle_pause(self) -> None:
+        if (scheduler := self._live()) is not None:
+            paused = scheduler.toggle_pause()
+            status = self.query_one(StatusBar)
+            if self.query_one(NowPlayingView).job is not None:
+                status.state = "paused" if paused else "playing"
+
+    def action_skip(self) -> None:
+        if (scheduler := self._live()) is not None:
+            scheduler.skip()
+
+    def action_regenerate(self) -> None:
+        if (scheduler := self._live()) is not None:
+            scheduler.regenerate("current")
+            self.notify("making a new take of this track…", timeout=3)
+
+    def action_save(self) -> None:
+        if (scheduler := self._live()) is None:
+            return
+        try:
+            scheduler.save_current()
+        except LofiError as exc:
+            self.notify(str(exc), title="not saved", severity="warning")
+        # the TrackSaved event shows where it went
+
+    def action_volume(self, delta: float) -> None:
+        self._volume = round(min(1.0, max(0.0, self._volume + delta)), 2)
+        status = self.query_one(StatusBar)
+        status.volume = self._volume
+        if self.scheduler is not None:
+            self.scheduler.set_volume(self._volume)
+            if self._muted and delta > 0:
+                self.action_toggle_mute()
+
+    def action_toggle_mute(self) -> None:
+        if self.scheduler is not None:
+            self._muted = self.scheduler.toggle_mute()
+        else:
+            self._muted = not self._muted
+        self.query_one(StatusBar).muted = self._muted
+
+    def action_focus_prompt(self) -> None:
+        self.query_one(PromptInput).focus()
+
+    def action_cycle_theme(self) -> None:
+        self.theme = next_theme(self.theme, self.loaded_themes.names)
+        self.notify(f"theme: {self.theme}", timeout=2)
+        self._persist_theme(self.theme)
+
+    @work(thread=True, exclusive=True, group="persist", exit_on_error=False)
+    def _persist_theme(self, name: str) -> None:
+        with contextlib.suppress(OSError):
+            save_setting("theme", name, self.config_path)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        await self.shutdown()
+        self.exit(self._exit_code)
+
+    async def shutdown(self) -> None:
+        """Cancel jobs and close the audio stream (the scheduler does both); idempotent."""
+        if self._shutting_down:
+            return
+        self._shutting_down = True
+        with contextlib.suppress(NoMatches):  # gone already when called from on_unmount
+            self.query_one(StatusBar).state = "closing"
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        scheduler, self.scheduler = self.scheduler, None
+        if scheduler is not None:
+            await scheduler.aclose()
+
+    async def on_unmount(self) -> None:
+        await self.shutdown()
+
+
+def create_app(
+    args: argparse.Namespace | None = None,
+    *,
+    config: Config | None = None,
+    backend: Any = None,
+    config_path: Path | None = None,
+    themes: LoadedThemes | None = None,
+    history: PromptHistory | None = None,
+) -> LofiApp:
+    """Build the app: config file (or ``config``) + command line; ``backend`` for tests."""
+    warnings: tuple[str, ...] = ()
+    if config is None:
+        loaded = load_config(config_path)
+        config, warnings, config_path = loaded.config, loaded.warnings, loaded.path
+    config_module.CONFIG.set(config)
+    settings = Settings.from_config(config, args)
+    return LofiApp(
+        settings,
+        backend=backend,
+        themes=themes,
+        warnings=warnings,
+        config_path=config_path,
+        history=history or PromptHistory.load(settings.prompts),
+    )
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """``lofi`` with no --render: run the app until the user quits; the exit code."""
+    app = create_app(args)
+    result = app.run()
+    return int(result or 0)

@@ -1,0 +1,174 @@
+"""The queue panel: the playing track, the ones being made or waiting, and recent failures."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from lofitui.engines.base import Progress
+from lofitui.tui.widgets.format import bar, rate_and_eta
+
+if TYPE_CHECKING:
+    from lofitui.events import JobInfo
+
+# state → (icon, label, component class)
+STATES: dict[str, tuple[str, str, str]] = {
+    "playing": ("▶", "playing", "queue--playing"),
+    "ready": ("◆", "ready", "queue--ready"),
+    "generating": ("◐", "generating", "queue--generating"),
+    "queued": ("○", "queued", "queue--queued"),
+    "failed": ("✗", "failed", "queue--failed"),
+}
+SHOWN = frozenset(STATES)
+MAX_FAILED = 3
+
+
+class QueuePanel(VerticalScroll):
+    """Lists jobs by state; a generating job gets a live bar with its rate and ETA."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "queue--playing",
+        "queue--ready",
+        "queue--generating",
+        "queue--queued",
+        "queue--failed",
+        "queue--prompt",
+        "queue--dim",
+        "queue--bar",
+        "queue--bar-empty",
+        "queue--error",
+    }
+    DEFAULT_CSS = """
+    QueuePanel { height: auto; }
+    QueuePanel #queue-rows { height: auto; }
+    QueuePanel > .queue--playing { color: $accent; text-style: bold; }
+    QueuePanel > .queue--ready { color: $success; }
+    QueuePanel > .queue--generating { color: $primary; }
+    QueuePanel > .queue--queued { color: $foreground 50%; }
+    QueuePanel > .queue--failed { color: $error; text-style: bold; }
+    QueuePanel > .queue--prompt { color: $foreground; }
+    QueuePanel > .queue--dim { color: $foreground 55%; }
+    QueuePanel > .queue--bar { color: $primary; }
+    QueuePanel > .queue--bar-empty { color: $foreground 15%; }
+    QueuePanel > .queue--error { color: $error; }
+    QueuePanel #queue-rows { width: 1fr; }
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.jobs: dict[str, JobInfo] = {}
+        self.progress: dict[str, Progress] = {}
+        self.lookahead = 2
+        self._bar_width = 40
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="queue-rows")
+
+    def on_mount(self) -> None:
+        self.redraw()
+
+    def on_resize(self) -> None:
+        self.redraw()
+
+    # -- updates (called by the app) ---------------------------------------------------------------
+
+    def update_job(self, job: JobInfo) -> None:
+        state = str(job.state)
+        if state in SHOWN:
+            self.jobs[job.id] = job
+        else:
+            self.jobs.pop(job.id, None)
+        if state != "generating":
+            self.progress.pop(job.id, None)
+        self._trim_failed()
+        self.redraw()
+
+    def update_progress(self, job_id: str, progress: Progress) -> None:
+        if job_id in self.jobs:
+            self.progress[job_id] = progress
+            self.redraw()
+
+    def set_jobs(self, jobs: list[JobInfo]) -> None:
+        self.jobs = {j.id: j for j in jobs if str(j.state) in SHOWN}
+        self._trim_failed()
+        self.redraw()
+
+    def _trim_failed(self) -> None:
+        failed = [j for j in self.jobs.values() if str(j.state) == "failed"]
+        for job in sorted(failed, key=lambda j: j.created)[:-MAX_FAILED]:
+            del self.jobs[job.id]
+
+    @property
+    def generating(self) -> bool:
+        return any(str(j.state) in ("generating", "queued") for j in self.jobs.values())
+
+    def ordered(self) -> list[JobInfo]:
+        """Playing first, then the upcoming ones in queue order, then failures."""
+        rank = {"playing": 0, "failed": 2}
+        return sorted(self.jobs.values(), key=lambda j: (rank.get(str(j.state), 1), j.created))
+
+    # -- drawing -----------------------------------------------------------------------------------
+
+    def redraw(self) -> None:
+        if not self.is_mounted:
+            return
+        self.query_one("#queue-rows", Static).update(self.render_rows())
+        upcoming = sum(1 for j in self.jobs.values() if str(j.state) != "playing")
+        self.border_subtitle = f"{upcoming} upcoming" if upcoming else ""
+
+    def render_rows(self) -> RenderableType:
+        style = self.get_component_rich_style
+        jobs = self.ordered()
+        if not jobs:
+            return Text(
+                f"Nothing queued yet. lofi keeps {self.lookahead} tracks ready ahead of the one "
+                "playing.",
+                style=style("queue--dim"),
+            )
+        right = [f"seed {j.request.seed}" for j in jobs]
+        right += [self._rate(j) for j in jobs if str(j.state) == "generating"]
+        right_width = max(len(r) for r in right)
+        width = self.scrollable_content_region.width or self.size.width or 80
+        self._bar_width = max(8, width - right_width - 1 - 11 - 3 - 5)
+        grid = Table.grid(padding=(0, 1), expand=True)
+        grid.add_column(width=1, no_wrap=True)
+        grid.add_column(width=11, no_wrap=True)
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        grid.add_column(no_wrap=True, justify="right")
+        for job in jobs:
+            state = str(job.state)
+            icon, label, cls = STATES[state]
+            prompt_style = "queue--prompt" if state in ("playing", "generating") else "queue--dim"
+            grid.add_row(
+                Text(icon, style=style(cls)),
+                Text(label, style=style(cls)),
+                Text(job.station.prompt, style=style(prompt_style), no_wrap=True),
+                Text(f"seed {job.request.seed}", style=style("queue--dim")),
+            )
+            if state == "generating":
+                grid.add_row("", "", *self._progress_cells(job))
+            elif state == "failed" and job.error:
+                grid.add_row("", "", Text(job.error, style=style("queue--error")), "")
+        return grid
+
+    def _progress_cells(self, job: JobInfo) -> tuple[Text, Text]:
+        """The bar with its percentage, and the rate/ETA for the right-hand column."""
+        style = self.get_component_rich_style
+        progress = self.progress.get(job.id) or job.progress
+        if progress is None:
+            return Text("starting…", style=style("queue--dim")), Text("")
+        line = bar(
+            progress.fraction, self._bar_width, style("queue--bar"), style("queue--bar-empty")
+        )
+        line.append(f" {progress.fraction:4.0%}", style=style("queue--generating"))
+        return line, Text(self._rate(job), style=style("queue--dim"))
+
+    def _rate(self, job: JobInfo) -> str:
+        progress = self.progress.get(job.id) or job.progress
+        return rate_and_eta(progress) if progress is not None else ""

@@ -1,0 +1,395 @@
+"""The app with a fake scheduler: every binding, the prompt, themes, help, errors, first run."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from textual.widgets import Button, Input, ProgressBar, Static
+from tui_fakes import (
+    FakeBackend,
+    FakeScheduler,
+    tui_job,
+    tui_playing_events,
+)
+
+from lofitui.config import Config, load_config
+from lofitui.engines.base import Progress
+from lofitui.errors import ModelError
+from lofitui.events import JobChanged, JobProgress, Notice
+from lofitui.models.catalog import get_entry
+from lofitui.models.download import DownloadProgress
+from lofitui.tui.app import LofiApp, create_app
+from lofitui.tui.backend import MissingModel
+from lofitui.tui.history import PromptHistory
+from lofitui.tui.keys import BINDING_IDS, KEYS
+from lofitui.tui.messages import JobProgressed, PlaybackUpdated
+from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen
+from lofitui.tui.widgets import NowPlayingView, PromptInput, QueuePanel, StatusBar
+
+SIZE = (100, 30)
+
+
+def make_app(backend: FakeBackend | None = None, config: Config | None = None, **kw) -> LofiApp:
+    return create_app(
+        config=config or Config(),
+        backend=backend or FakeBackend(),
+        history=PromptHistory(["older prompt", "newer prompt"]),
+        **kw,
+    )
+
+
+async def started(pilot, app: LofiApp) -> FakeScheduler:
+    """Wait for the start-up pipeline to attach the (fake) scheduler."""
+    for _ in range(200):
+        if app.scheduler is not None:
+            await pilot.pause()
+            return app.scheduler  # type: ignore[return-value]
+        await asyncio.sleep(0.01)
+    raise AssertionError("the app never attached its scheduler")
+
+
+def text_of(widget, width: int = 400) -> str:
+    """What a widget shows, as plain text."""
+    content = widget.content if isinstance(widget, Static) else widget.render()
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    with console.capture() as capture:
+        console.print(content)
+    return capture.get()
+
+
+def toasts(app: LofiApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_startup_attaches_scheduler_and_tunes_in(tui_env):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        assert fake.started
+        assert fake.calls[0] == ("set_volume", 0.8)
+        assert fake.calls[1][0] == "set_station"
+        assert app.focused is None  # keys drive the player, not the prompt
+        assert "on air" in text_of(app.query_one("#station"))
+
+
+async def test_player_bindings_call_the_scheduler(tui_env):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        fake.calls.clear()
+        await pilot.press("space", "n", "r", "m")
+        await pilot.pause()
+        assert fake.calls == [
+            ("toggle_pause",),
+            ("skip",),
+            ("regenerate", "current"),
+            ("toggle_mute",),
+        ]
+        assert app.query_one(StatusBar).muted
+
+
+async def test_volume_keys_step_and_clamp(tui_env):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        await pilot.press("plus", "equals_sign")
+        assert fake.volume == pytest.approx(0.9)
+        await pilot.press(*["plus"] * 5)
+        assert fake.volume == 1.0
+        await pilot.press("minus", "minus")
+        assert fake.volume == pytest.approx(0.9)
+        assert app.query_one(StatusBar).volume == pytest.approx(0.9)
+
+
+async def test_save_shows_where_in_a_toast(tui_env):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        await pilot.press("s")
+        await pilot.pause()
+        assert ("save_current",) in fake.calls
+        assert any("lofi-hip-hop-beat-4821.wav" in t for t in toasts(app))
+
+
+async def test_save_with_nothing_playing_says_why(tui_env):
+    from lofitui.errors import LofiError
+
+    class NothingPlaying(FakeScheduler):
+        def save_current(self):
+            raise LofiError("nothing is playing: there is no track to save")
+
+    app = make_app(FakeBackend(NothingPlaying()))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await pilot.press("s")
+        assert any("nothing is playing" in t for t in toasts(app))
+
+
+async def test_prompt_focus_submit_and_history(tui_env):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        await pilot.press("slash")
+        assert isinstance(app.focused, PromptInput)
+        # player keys typed into the prompt are text, not actions
+        await pilot.press(*"jazz n q")
+        assert app.query_one(PromptInput).value == "jazz n q"
+        assert ("skip",) not in fake.calls and app.is_running
+        await pilot.press("enter")
+        await pilot.pause()
+        assert fake.calls[-1] == ("set_station", "jazz n q")
+        assert app.focused is None
+        assert "jazz n q" in text_of(app.query_one("#station"))
+        # i focuses too; Up/Down walk the history, Down past the newest restores the draft
+        await pilot.press("i", *"dr", "up")
+        prompt = app.query_one(PromptInput)
+        assert prompt.value == "jazz n q"
+        await pilot.press("up")
+        assert prompt.value == "newer prompt"
+        await pilot.press("down", "down")
+        assert prompt.value == "dr"
+        await pilot.press("escape")
+        assert app.focused is None
+
+
+async def test_theme_cycles_and_persists(tui_env):
+    config_path = tui_env / "config" / "lofi" / "config.toml"
+    app = create_app(backend=FakeBackend(), config_path=config_path, history=PromptHistory())
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert app.theme == "lofi"
+        await pilot.press("t")
+        assert app.theme == "midnight"
+        await app.workers.wait_for_complete()
+    assert load_config(config_path).config.theme == "midnight"
+    assert "# engine = " in config_path.read_text()  # the commented defaults are kept
+    again = create_app(backend=FakeBackend(), config_path=config_path, history=PromptHistory())
+    async with again.run_test(size=SIZE) as pilot:
+        assert again.theme == "midnight"
+        await pilot.press("t", "t")
+        assert again.theme == "lofi"
+
+
+async def test_help_lists_every_binding(tui_env):
+    app = make_app(config=Config(keymap={"lofi.skip": "k"}))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = text_of(app.screen.query_one("#help-keys"))
+        for spec in KEYS:
+            assert spec.id in text and spec.help in text
+        assert "k " in text  # the remapped key is shown
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_keymap_remaps_by_id(tui_env):
+    app = make_app(config=Config(keymap={"lofi.skip": "k,right"}))
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        fake.calls.clear()
+        await pilot.press("n", "k", "right")
+        assert fake.calls == [("skip",), ("skip",)]
+
+
+async def test_bindings_have_unique_ids_and_keys():
+    assert len(set(BINDING_IDS)) == len(BINDING_IDS)
+    keys = [k for spec in KEYS for k in spec.keys.split(",")]
+    assert len(set(keys)) == len(keys)
+
+
+async def test_quit_closes_the_scheduler(tui_env):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        await pilot.press("q")
+    assert fake.closed
+    assert app.return_value == 0
+
+
+async def test_events_reach_the_widgets(tui_env):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        fake.emit(*tui_playing_events(position=12.0))
+        await pilot.pause()
+        now = app.query_one(NowPlayingView)
+        assert now.job is not None and now.job.id == "job-1"
+        assert "seed 5932" in text_of(app.query_one("#np-meta"))
+        assert len(app.query_one("LevelMeter").levels) == 120
+        queue = app.query_one(QueuePanel)
+        assert [j.id for j in queue.ordered()] == ["job-1", "job-2", "job-3"]
+        rows = text_of(queue.query_one("#queue-rows"))
+        assert "42%" in rows and "61 tok/s" in rows and "0:14 left" in rows
+        assert app.query_one(StatusBar).state == "playing"
+        # a failure shows why; played and cancelled jobs leave the panel
+        fake.emit(
+            JobChanged(tui_job(2, "failed", error="engine error: out of memory")),
+            JobChanged(tui_job(3, "cancelled")),
+            Notice("track failed: out of memory", "error"),
+        )
+        await pilot.pause()
+        rows = text_of(queue.query_one("#queue-rows"))
+        assert "engine error: out of memory" in rows
+        assert [j.id for j in queue.ordered()] == ["job-1", "job-2"]
+        assert any("out of memory" in t for t in toasts(app))
+
+
+def test_progress_and_playback_messages_coalesce():
+    a = JobProgressed("job-1", Progress(1, 10, "token"))
+    b = JobProgressed("job-1", Progress(2, 10, "token"))
+    other = JobProgressed("job-2", Progress(2, 10, "token"))
+    assert a.can_replace(b) and not a.can_replace(other)
+    p = PlaybackUpdated(None, 0.0, 0.0, False)
+    assert p.can_replace(PlaybackUpdated(None, 0.1, 0.0, False))
+
+
+async def test_no_audio_output_is_said_and_app_keeps_going(tui_env):
+    backend = FakeBackend(audio_problem="no audio output device found")
+    app = make_app(backend)
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        assert not app.query_one(StatusBar).audio
+        assert any("no audio output device found" in t for t in toasts(app))
+        await pilot.press("s")
+        assert ("save_current",) in fake.calls
+
+
+async def test_startup_failure_shows_error_and_quits(tui_env):
+    app = make_app(FakeBackend(fail=ModelError("model 'x' not found: no such directory")))
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(100):
+            if isinstance(app.screen, ErrorScreen):
+                break
+            await asyncio.sleep(0.01)
+        await pilot.pause()
+        assert isinstance(app.screen, ErrorScreen)
+        assert "no such directory" in text_of(app.screen.query_one("#error-message"))
+        await pilot.press("q")
+    assert app.return_value == 1
+
+
+async def test_config_warnings_are_shown(tui_env):
+    path = tui_env / "config.toml"
+    path.write_text('volume = 3\ntheme = "nope"\n')
+    app = create_app(backend=FakeBackend(), config_path=path, history=PromptHistory())
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        shown = " ".join(toasts(app))
+        assert "volume must be" in shown and "theme 'nope' not found" in shown
+        assert app.theme == "lofi"
+
+
+# -- first run ------------------------------------------------------------------------------------
+
+
+def missing_small(tmp: Path) -> MissingModel:
+    entry = get_entry("musicgen-small")
+    return MissingModel(entry, tmp / "models" / entry.name, "not installed")
+
+
+async def first_run_screen(pilot, app) -> FirstRunScreen:
+    for _ in range(200):
+        if isinstance(app.screen, FirstRunScreen):
+            await pilot.pause()
+            return app.screen
+        await asyncio.sleep(0.01)
+    raise AssertionError("no first-run dialog")
+
+
+async def test_first_run_dialog_downloads_with_progress(tui_env):
+    gate = threading.Event()
+    seen: list[float] = []
+
+    def download(entry, progress, cancel):
+        total = entry.size
+        for i in range(1, 5):
+            progress(DownloadProgress("decoder_model.onnx", i, 4, total * i // 4, total))
+            if i == 2:
+                gate.wait(5)
+        return tui_env / "models" / entry.name
+
+    backend = FakeBackend(missing=missing_small(tui_env), download=download)
+    app = make_app(backend)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await first_run_screen(pilot, app)
+        text = " ".join(text_of(s) for s in screen.query("Static"))
+        assert "musicgen-small" in text
+        assert "3.7 GB" in text  # its size
+        assert str(tui_env / "models" / "musicgen-small") in text  # its destination
+        assert app.scheduler is None
+        await pilot.click("#download")
+        for _ in range(200):  # the bar moves while the download thread waits
+            await asyncio.sleep(0.01)
+            bar = screen.query_one(ProgressBar)
+            if bar.total and bar.progress:
+                seen.append(bar.progress / bar.total)
+                break
+        assert seen and 0 < seen[0] < 1
+        assert "downloading decoder_model.onnx" in text_of(screen.query_one("#first-run-status"))
+        gate.set()
+        fake = await started(pilot, app)
+        assert backend.downloaded == ["musicgen-small"]
+        assert not isinstance(app.screen, FirstRunScreen)
+        assert fake.started
+
+
+async def test_first_run_no_network_explains_and_offers_retry(tui_env):
+    attempts = []
+
+    def download(entry, progress, cancel):
+        attempts.append(1)
+        raise ModelError(
+            f"cannot download model {entry.name!r}: cannot reach huggingface.co; Without "
+            f"network: put config.json, ... in {tui_env}/models/{entry.name}/ or pass --model DIR"
+        )
+
+    backend = FakeBackend(missing=missing_small(tui_env), download=download)
+    app = make_app(backend)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await first_run_screen(pilot, app)
+        await pilot.press("y")
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if screen.query_one("#download", Button).label.plain == "Retry":
+                break
+        status = text_of(screen.query_one("#first-run-status"))
+        assert "cannot reach huggingface.co" in status and "--model DIR" in status
+        await pilot.click("#download")
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(attempts) == 2:
+                break
+        assert len(attempts) == 2
+        await pilot.pause(0.05)
+        await pilot.press("q")
+    assert app.return_value == 0
+    assert app.scheduler is None
+
+
+async def test_first_run_decline_quits(tui_env):
+    backend = FakeBackend(missing=missing_small(tui_env), download=lambda *a: None)
+    app = make_app(backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_run_screen(pilot, app)
+        await pilot.press("escape")
+    assert backend.downloaded == []
+    assert app.return_value == 0
+
+
+async def test_progress_flood_keeps_the_ui_current(tui_env):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        fake.emit(JobChanged(tui_job(2, "generating")))
+        for i in range(1, 501):
+            fake.emit(JobProgress("job-2", Progress(i, 500, "token", eta_s=0.0, rate=500.0)))
+        await pilot.pause()
+        assert app.query_one(QueuePanel).progress["job-2"].done == 500
+        assert isinstance(app.query_one(PromptInput), Input)

@@ -1,0 +1,99 @@
+"""Snapshots of the main screen in its key states, fed deterministic scheduler events.
+
+Update after an intended change with ``pytest tests/test_tui_snapshots.py --snapshot-update`` and
+look at the SVGs in tests/__snapshots__/ before committing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from tui_fakes import FakeBackend, FakeScheduler, tui_job, tui_playing_events
+
+from lofitui.config import Config
+from lofitui.engines.base import Progress
+from lofitui.errors import ModelError
+from lofitui.events import JobChanged, JobProgress, NowPlaying
+from lofitui.tui.app import LofiApp, create_app
+from lofitui.tui.history import PromptHistory
+
+SIZE = (100, 30)
+
+
+def app_with(scheduler: FakeScheduler | None = None, **backend_kw) -> LofiApp:
+    return create_app(
+        config=Config(),
+        backend=FakeBackend(scheduler, **backend_kw),
+        history=PromptHistory(["older prompt"]),
+    )
+
+
+async def _attached(pilot) -> None:
+    for _ in range(200):
+        if pilot.app.scheduler is not None:
+            break
+        await asyncio.sleep(0.01)
+    await pilot.pause()
+
+
+def test_snapshot_empty(tui_env, snap_compare):
+    assert snap_compare(app_with(), terminal_size=SIZE, run_before=_attached)
+
+
+def test_snapshot_generating(tui_env, snap_compare):
+    fake = FakeScheduler()
+
+    async def run_before(pilot) -> None:
+        await _attached(pilot)
+        fake.emit(
+            JobChanged(tui_job(1, "failed", error="engine error: the decoder ran out of memory")),
+            JobChanged(tui_job(2, "generating")),
+            JobProgress("job-2", Progress(312, 1500, "token", eta_s=19.5, rate=61.0)),
+            JobChanged(tui_job(3, "queued")),
+            NowPlaying(None, 0.0, 0.0, False),
+        )
+        await pilot.pause()
+
+    assert snap_compare(app_with(fake), terminal_size=SIZE, run_before=run_before)
+
+
+def _playing(fake: FakeScheduler, *keys: str):
+    async def run_before(pilot) -> None:
+        await _attached(pilot)
+        fake.emit(*tui_playing_events(position=12.0))
+        await pilot.pause()
+        if keys:
+            await pilot.press(*keys)
+            await pilot.pause()
+
+    return run_before
+
+
+def test_snapshot_playing(tui_env, snap_compare):
+    fake = FakeScheduler()
+    assert snap_compare(app_with(fake), terminal_size=SIZE, run_before=_playing(fake))
+
+
+def test_snapshot_help(tui_env, snap_compare):
+    fake = FakeScheduler()
+    assert snap_compare(
+        app_with(fake), terminal_size=SIZE, run_before=_playing(fake, "question_mark")
+    )
+
+
+def test_snapshot_error(tui_env, snap_compare):
+    failure = ModelError(
+        "cannot load /models/musicgen-small/decoder_model.onnx: Protobuf parsing failed"
+    )
+
+    async def run_before(pilot) -> None:
+        for _ in range(200):
+            if (
+                pilot.app.screen.id != "_default"
+                or pilot.app.screen is not pilot.app.screen_stack[0]
+            ):
+                break
+            await asyncio.sleep(0.01)
+        await pilot.pause()
+
+    assert snap_compare(app_with(fail=failure), terminal_size=SIZE, run_before=run_before)

@@ -1,0 +1,166 @@
+"""Stand-ins for the TUI tests: a scheduler and start-up backend with no engine or audio.
+
+The app only renders scheduler events and sends intents, so snapshot and key-binding tests feed
+it deterministic events through these; tests/test_tui_live.py runs the real scheduler.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+from lofitui import events as ev
+from lofitui.engines.base import Progress
+
+TUI_PROMPT = "lofi hip hop beat, mellow rhodes piano, vinyl crackle, rainy night"
+
+
+class FakeScheduler:
+    """The scheduler's interface with no engine or audio: records intents, emits given events."""
+
+    def __init__(self, *, has_audio_output: bool = True) -> None:
+        self.calls: list[tuple] = []
+        self.subscribers: list = []
+        self.jobs: list[ev.JobInfo] = []
+        self.station: ev.Station | None = None
+        self.volume = 1.0
+        self.muted = False
+        self.paused = False
+        self.started = False
+        self.closed = False
+        self.has_audio_output = has_audio_output
+        self.save_dir = Path("/tmp/lofi-saved")
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def aclose(self) -> None:
+        self.calls.append(("aclose",))
+        self.closed = True
+
+    def subscribe(self, callback):
+        self.subscribers.append(callback)
+        return lambda: self.subscribers.remove(callback)
+
+    def emit(self, *events) -> None:
+        for event in events:
+            for callback in list(self.subscribers):
+                callback(event)
+
+    def set_station(self, station) -> None:
+        self.calls.append(("set_station", station.prompt))
+        self.station = station
+        self.emit(ev.StationChanged(station))
+
+    def skip(self) -> None:
+        self.calls.append(("skip",))
+
+    def regenerate(self, which: str = "current") -> None:
+        self.calls.append(("regenerate", which))
+
+    def cancel(self, job_id: str) -> None:
+        self.calls.append(("cancel", job_id))
+
+    def clear(self) -> None:
+        self.calls.append(("clear",))
+
+    def save_current(self):
+        self.calls.append(("save_current",))
+        path = self.save_dir / "lofi-hip-hop-beat-4821.wav"
+        self.emit(ev.TrackSaved("job-1", path))
+        return path
+
+    def toggle_pause(self) -> bool:
+        self.calls.append(("toggle_pause",))
+        self.paused = not self.paused
+        return self.paused
+
+    def set_volume(self, volume: float) -> None:
+        self.calls.append(("set_volume", volume))
+        self.volume = volume
+
+    def toggle_mute(self) -> bool:
+        self.calls.append(("toggle_mute",))
+        self.muted = not self.muted
+        return self.muted
+
+    @property
+    def current(self):
+        return next((j for j in self.jobs if j.state == ev.JobState.PLAYING), None)
+
+
+def tui_job(
+    n: int,
+    state: str,
+    *,
+    seed: int | None = None,
+    prompt: str = TUI_PROMPT,
+    progress: Progress | None = None,
+    error: str | None = None,
+) -> ev.JobInfo:
+    """A deterministic JobInfo (job-n, created n)."""
+    station = ev.Station(prompt=prompt, model="musicgen-small", duration_s=30.0)
+    return ev.JobInfo(
+        id=f"job-{n}",
+        station=station,
+        request=station.request(seed if seed is not None else 4821 + n * 1111),
+        state=ev.JobState(state),
+        progress=progress,
+        error=error,
+        path=None,
+        created=float(n),
+    )
+
+
+def tui_playing_events(position: float = 12.0, paused: bool = False) -> list:
+    """A steady scene: one playing, one generating at 42 %, one queued, levels for the meter."""
+    playing = tui_job(1, "playing")
+    events: list = [
+        ev.JobChanged(playing),
+        ev.JobChanged(tui_job(2, "generating")),
+        ev.JobProgress("job-2", Progress(630, 1500, "token", eta_s=14.2, rate=61.0)),
+        ev.JobChanged(tui_job(3, "queued")),
+        ev.NowPlaying(playing, position, 30.0, paused),
+    ]
+    for i in range(120):
+        rms = 0.08 + 0.06 * math.sin(i / 5.0) + 0.03 * math.sin(i / 1.7)
+        events.append(ev.Level(max(0.001, rms), min(1.0, rms * 2.5)))
+    return events
+
+
+class FakeBackend:
+    """Start-up without a model: a FakeScheduler, or a missing model and a fake download."""
+
+    def __init__(
+        self,
+        scheduler: FakeScheduler | None = None,
+        *,
+        missing=None,
+        download=None,
+        audio_problem: str | None = None,
+        fail: Exception | None = None,
+    ):
+        self.scheduler = scheduler or FakeScheduler(has_audio_output=audio_problem is None)
+        self.missing = missing
+        self._download = download
+        self.audio_problem = audio_problem
+        self.fail = fail
+        self.built = threading.Event()
+        self.downloaded: list = []
+
+    def find_model(self):
+        if self.fail is not None:
+            raise self.fail
+        return self.missing if self.missing is not None else Path("/fake/model")
+
+    def download(self, entry, progress, cancel):
+        self.downloaded.append(entry.name)
+        return self._download(entry, progress, cancel)
+
+    def build(self, model_dir):
+        from lofitui.tui.backend import Built
+
+        station = ev.Station(prompt=TUI_PROMPT, model="musicgen-small", duration_s=30.0)
+        self.built.set()
+        return Built(self.scheduler, station, self.audio_problem)
