@@ -74,7 +74,7 @@ def test_catalog_entries_are_complete_and_consistent():
     assert {"musicgen-small", "musicgen-small-fp16", "musicgen-medium", "musicgen-large"} <= set(
         CATALOG
     )
-    for entry in entries():
+    for entry in entries("musicgen"):
         locals_ = entry.local_names
         assert len(set(locals_)) == len(locals_), entry.name
         assert {"config.json", "tokenizer.json", "text_encoder.onnx", "encodec_decode.onnx"} <= set(
@@ -86,7 +86,12 @@ def test_catalog_entries_are_complete_and_consistent():
         assert entry.size > 0 and all(f.size > 0 for f in entry.files)
         assert entry.engine == "musicgen" and entry.revision == "main"
         assert entry.params["guidance_scale"] == 3.0
-    assert entries(engine="acestep") == []
+    assert entries(engine="acestep") == []  # the engine is called "ace-step"
+    for entry in entries("ace-step"):  # made by `lofi models export`, never downloaded
+        assert entry.is_export and entry.install_command.startswith("lofi models export ace-step")
+        assert {"acestep.json", "tokenizer.json", "transformer.onnx"} <= set(entry.local_names)
+        assert entry.size > 0 and all(f.size > 0 for f in entry.files)
+    assert {e.engine for e in entries()} == {"musicgen", "ace-step"}
     with pytest.raises(UsageError, match="known models: musicgen-small"):
         get_entry("musicgen-tiny")
 

@@ -39,7 +39,7 @@ from lofitui.engines.flow import (
     sample,
     shifted_schedule,
 )
-from lofitui.engines.runtime import RuntimeOptions, input_dtype, load_session
+from lofitui.engines.runtime import RuntimeOptions, active_device, input_dtype, load_session
 from lofitui.errors import ModelError, UsageError
 
 ENGINE_NAME = "ace-step"
@@ -241,6 +241,17 @@ class AceStepEngine:
         return cls(model_dir, config, sessions, tokenizer, silence, null)
 
     # -- Engine protocol ---------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """What ran, for sidecar metadata: engine, model, device, variant."""
+        transformer = self.sessions["transformer"]
+        return {
+            "engine": self.name,
+            "model": self.model_name,
+            "device": active_device(transformer),
+            "dtype": np.dtype(input_dtype(transformer, "hidden_states")).name,
+            "turbo": self.is_turbo,
+        }
 
     def validate(self, request: TrackRequest) -> AceStepSettings:
         """Check the request before any work; returns the settings ``generate`` will use."""

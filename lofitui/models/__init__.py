@@ -2,7 +2,8 @@
 
 - ``locate_model(model)``: a directory or catalog name → local directory; never any network.
 - ``ensure_model(...)``: the same, but downloads (after a yes) what is not installed yet.
-- ``lofitui.models.commands.main``: ``lofi models list | download | remove | path | verify``.
+- ``lofitui.models.commands.main``: ``lofi models list | download | export | remove | path |
+  verify``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def ensure_model(
     A directory, or a catalog model that is already installed (or placed by hand), is returned
     without any network access. Otherwise the model is downloaded after consent: ``assume_yes``,
     or a yes at an interactive prompt (only when stdin is a terminal). ``offline`` (or
-    ``HF_HUB_OFFLINE``) turns a missing model into a ModelError that says what to do.
+    ``HF_HUB_OFFLINE``) turns a missing model into a ModelError that says what to do. Models
+    made by ``lofi models export`` (ACE-Step) are never downloaded: a ModelError names the command.
     ``progress`` receives ``DownloadProgress`` updates; None shows a rich bar on stderr.
     """
     path = Path(name_or_dir).expanduser()
@@ -53,8 +55,13 @@ def ensure_model(
     if engine is not None and entry.engine != engine:
         raise UsageError(f"model {entry.name!r} is a {entry.engine} model, not {engine}")
     directory = store.model_dir(entry.name)
-    if store.state_of(entry, directory).usable:
+    state = store.state_of(entry, directory)
+    if state.usable:
         return directory
+    if entry.is_export:  # made by `lofi models export`, never downloaded ready-made
+        from lofitui.models.locate import not_installed_message
+
+        raise ModelError(not_installed_message(entry, state))
 
     # Imported here: huggingface_hub and rich prompts only when something must be fetched.
     from lofitui.models import consent, download

@@ -1,4 +1,4 @@
-"""``lofi models``: list, download, remove, verify the models lofi knows; print where they live.
+"""``lofi models``: list, download, export, remove, verify models; print where they live.
 
 Every LofiError ends as one line on stderr, ``lofi: error: ...``, and exit code 2.
 """
@@ -41,6 +41,42 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("name", metavar="NAME")
     verify = sub.add_parser("verify", help="re-check an installed model's files (no network)")
     verify.add_argument("name", metavar="NAME")
+    export = sub.add_parser(
+        "export",
+        help="convert a diffusers ACE-Step 1.5 checkpoint to ONNX (once; needs the "
+        "export-acestep extra)",
+        description="Convert a diffusers-format ACE-Step 1.5 checkpoint into an ONNX model in the "
+        "models directory. A hub checkpoint is downloaded first (asks; verified); a local "
+        "directory is used without any network. Needs torch: pip install -e '.[export-acestep]'.",
+    )
+    export.add_argument("engine", metavar="ENGINE", help="ace-step")
+    export.add_argument(
+        "--source",
+        metavar="NAME|REPO|DIR",
+        default="turbo",
+        help="the checkpoint: turbo (default), base, their repo ids, or a local diffusers "
+        "directory (model_index.json)",
+    )
+    export.add_argument(
+        "--name",
+        metavar="NAME",
+        help="model name in the models directory (default: ace-step-turbo, ace-step-base, "
+        "...; -fp16 added with --fp16)",
+    )
+    export.add_argument(
+        "--fp16", action="store_true", help="half-precision weights (half the size; for GPUs)"
+    )
+    export.add_argument(
+        "-y", "--yes", action="store_true", help="download and replace without asking"
+    )
+    export.add_argument(
+        "--offline", action="store_true", help="never use the network (also: HF_HUB_OFFLINE=1)"
+    )
+    export.add_argument(
+        "--keep-source",
+        action="store_true",
+        help="keep the downloaded diffusers checkpoint after a successful export",
+    )
     opt = sub.add_parser(
         "optimize", help="build the fast CPU decoder of a MusicGen model (once; cached)"
     )
@@ -77,6 +113,10 @@ def main(argv: list[str]) -> int:
             return cmd_verify(args.name, out, err)
         if args.command == "optimize":
             return cmd_optimize(args.name, args.quant, err)
+        if args.command == "export":
+            from lofitui.models.export import cmd_export
+
+            return cmd_export(args, out, err)
         raise UsageError(f"unknown command {args.command!r}")  # pragma: no cover - argparse
     except LofiError as exc:
         print(f"lofi: error: {exc}", file=sys.stderr)
@@ -109,44 +149,70 @@ def cmd_list(out: Console) -> int:
     if not out.is_terminal:
         out.width = max(out.width, 120)  # pipes and logs get whole rows, not wrapped cells
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("model", "engine", "variant", "download", "on disk", "state"):
+    for column in ("model", "engine", "variant", "get", "size", "on disk", "state"):
         table.add_column(column, no_wrap=True)
+    defaults = set(catalog.DEFAULT_MODELS.values())
     for entry in catalog.entries():
         directory = store.model_dir(entry.name)
         state = store.state_of(entry, directory)
         on_disk = store.size_on_disk(directory)
-        name = entry.name + (" *" if entry.name == catalog.DEFAULT_MODEL else "")
+        name = entry.name + (" *" if entry.name in defaults else "")
         table.add_row(
             name,
             entry.engine,
             entry.variant,
+            "export" if entry.is_export else "download",
             f"~{store.human_size(entry.size)}",
             store.human_size(on_disk) if on_disk else "-",
             f"[{_STATE_STYLE[state]}]{state.value}[/]",
         )
     others = (
-        sorted(p for p in root.iterdir() if p.is_dir() and p.name not in catalog.CATALOG)
+        sorted(
+            p
+            for p in root.iterdir()
+            if p.is_dir()
+            and p.name not in catalog.CATALOG
+            and not p.name.startswith(".")  # .sources: checkpoints kept for `export`
+            and not p.name.endswith(".partial")  # an export under way
+        )
         if root.is_dir()
         else []
     )
     for directory in others:
         manifest = store.read_manifest(directory)
+        engine = manifest.engine if manifest else _guess_engine(directory)
         table.add_row(
             directory.name,
-            manifest.engine if manifest else "?",
-            "custom directory",
+            engine,
+            "exported" if manifest and engine == "ace-step" else "custom directory",
+            "-",
             "-",
             store.human_size(store.size_on_disk(directory)),
             "[green]use with --model[/]",
         )
     out.print(table)
     free = store.human_size(store.free_space(root))
-    out.print(f"\nmodels directory: {root} ({free} free)   * = default model")
+    out.print(f"\nmodels directory: {root} ({free} free)   * = default model of its engine")
     out.print(
         "models can also be copied by hand into <models directory>/<model>/ "
         "(`lofi models show NAME` lists the files), or passed with --model DIR"
     )
+    out.print(
+        "ace-step models are made on this machine from the diffusers checkpoints: "
+        "`lofi models export ace-step [--source base] [--fp16]` "
+        "(needs pip install -e '.[export-acestep]')",
+        markup=False,
+    )
     return 0
+
+
+def _guess_engine(directory: Path) -> str:
+    """The engine of a directory placed by hand, from its files (no manifest)."""
+    if (directory / "acestep.json").is_file():
+        return "ace-step"
+    if (directory / "encodec_decode.onnx").is_file():
+        return "musicgen"
+    return "?"
 
 
 # -- download -----------------------------------------------------------------------------------
@@ -161,6 +227,14 @@ def cmd_download(
     directory = store.model_dir(entry.name)
     revision = revision or entry.revision
     state = store.state_of(entry, directory)
+    if entry.is_export:
+        if state.usable:
+            out.print(f"{entry.name} is {state.value} in {directory}")
+            return 0
+        raise UsageError(
+            f"{entry.name} is not downloaded ready-made: it is exported on this machine from "
+            f"{entry.repo}; run `{entry.install_command}`"
+        )
     if offline or download.offline_requested():
         if state.usable:
             out.print(f"{entry.name} is {state.value} in {directory}")
@@ -205,6 +279,17 @@ def cmd_show(name: str, out: Console) -> int:
     out.print(f"directory: {directory} ({state.value})")
     params = ", ".join(f"{k}={v}" for k, v in entry.params.items())
     out.print(f"defaults: {params}")
+    if entry.is_export:
+        out.print(f"made by: {entry.install_command} (converts the diffusers checkpoint above)")
+        out.print("files (written by the export):")
+        for f in entry.files:
+            mark = "✓" if (directory / f.local).is_file() else "·"
+            out.print(f"  {mark} {f.local} (~{store.human_size(f.size)})", soft_wrap=True)
+        for local in [
+            n for n in (manifest.files if manifest else {}) if n not in entry.local_names
+        ]:
+            out.print(f"  ✓ {local}")
+        return 0
     out.print("files (download URL -> name in the directory):")
     for f in entry.files:
         mark = "✓" if (directory / f.local).is_file() else "·"
@@ -272,9 +357,14 @@ def cmd_verify(name: str, out: Console, err: Console) -> int:
     state = store.state_of(entry, directory)
     if manifest is None or not manifest.complete:
         if state is store.State.MANUAL:
+            check = (
+                f"`{entry.install_command}` makes a fresh copy"
+                if entry.is_export
+                else f"`lofi models download {entry.name}` checks it against the hub"
+            )
             raise ModelError(
                 f"{entry.name} was placed by hand (no {MANIFEST_NAME}): nothing to verify "
-                f"against; `lofi models download {entry.name}` checks it against the hub"
+                f"against; {check}"
             )
         from lofitui.models.locate import not_installed_message
 
@@ -293,7 +383,7 @@ def cmd_verify(name: str, out: Console, err: Console) -> int:
         manifest.complete = False
         store.write_manifest(directory, manifest)
         raise ModelError(
-            f"{entry.name} is damaged: {'; '.join(bad)}; run `lofi models download {entry.name}`"
+            f"{entry.name} is damaged: {'; '.join(bad)}; run `{entry.install_command}`"
         )
     out.print(f"{entry.name}: {len(manifest.files)} files verified (sha256) in {directory}")
     return 0

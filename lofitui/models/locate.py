@@ -12,9 +12,18 @@ from lofitui import paths
 from lofitui.errors import ModelError
 from lofitui.models import catalog, store
 
+EXPORT_EXTRA_HINT = "pip install -e '.[export-acestep]'"
+
 
 def not_installed_message(entry: catalog.ModelEntry, state: store.State) -> str:
     what = "is not installed" if state is store.State.MISSING else f"is {state.value}"
+    if entry.is_export:
+        return (
+            f"model {entry.name!r} {what}: it is made once on this machine from the diffusers "
+            f"checkpoint {entry.repo}: run `{entry.install_command}` (needs {EXPORT_EXTRA_HINT}; "
+            f"about {store.human_size(entry.size)} on disk), or pass --model DIR with an "
+            "exported ACE-Step directory"
+        )
     return (
         f"model {entry.name!r} {what}: run `lofi models download {entry.name}` "
         f"(about {store.human_size(entry.size)}), "

@@ -195,10 +195,13 @@ class Backend:
         from lofitui.engines.runtime import RuntimeOptions
         from lofitui.events import Station
         from lofitui.library import TrackCache
+        from lofitui.models.optimize import ensure_fast_decoder
         from lofitui.scheduler import Scheduler
 
         s = self.settings
         options = RuntimeOptions(device=s.device, threads=s.threads)
+        on_cpu = options.providers()[0] == "CPUExecutionProvider"
+        ensure_fast_decoder(model_dir, s.engine, on_cpu, on_stage=lambda _msg: None)
         engine = load_engine(s.engine, model_dir, options, model_name=s.model)
         self._engines[(s.engine, s.model)] = engine
         defaults = getattr(engine, "default_params", dict)()

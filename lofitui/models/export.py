@@ -1,0 +1,335 @@
+"""``lofi models export ace-step``: a diffusers ACE-Step 1.5 checkpoint -> an ONNX model directory.
+
+1. The source: a local diffusers directory (used as is, no network), or a known hub checkpoint
+   (``catalog.ACESTEP_SOURCES``) fetched into ``<models dir>/.sources/<name>/`` with the same
+   consent, disk check, resume and SHA-256 verification as any catalog download.
+2. The export (:func:`lofitui.export.acestep.export_acestep`, torch only here) into
+   ``<models dir>/<name>.partial``, renamed to ``<models dir>/<name>`` when complete.
+3. A manifest (``lofi-model.json``) with every file's size and SHA-256: ``lofi models list``
+   shows the model as installed and ``lofi models verify`` can check it later.
+
+Every problem is a LofiError (one line, exit 2); the torch extra is checked before anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import logging
+import re
+import shutil
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.prompt import Confirm
+
+from lofitui import paths
+from lofitui.errors import LofiError, ModelError, UsageError
+from lofitui.models import catalog, store
+from lofitui.models.catalog import MANIFEST_NAME, ModelEntry
+from lofitui.models.locate import EXPORT_EXTRA_HINT
+
+ENGINE = "ace-step"
+SOURCES_DIR = ".sources"
+REQUIRED_MODULES = ("torch", "diffusers", "transformers", "onnx", "onnxscript")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+EXIT_INTERRUPTED = 130
+
+
+def require_export_extra() -> None:
+    """A one-line LofiError naming the extra when any exporter dependency is missing."""
+    missing = [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise LofiError(
+            f"exporting ACE-Step needs {', '.join(missing)} (not installed in this environment): "
+            f"{EXPORT_EXTRA_HINT}"
+        )
+
+
+def sources_dir() -> Path:
+    """Where downloaded diffusers checkpoints wait for (or are kept after) an export."""
+    return paths.models_dir() / SOURCES_DIR
+
+
+def resolve_source(source: str) -> tuple[ModelEntry | None, Path | None]:
+    """``(hub entry, None)`` for a known checkpoint, ``(None, directory)`` for a local one."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise UsageError(
+                f"{path} is not a diffusers checkpoint (no model_index.json): pass the directory "
+                "that AceStepPipeline.from_pretrained loads"
+            )
+        return None, path.resolve()
+    entry = catalog.find_source(source)
+    if entry is not None:
+        return entry, None
+    known = ", ".join(f"{k} ({e.repo})" for k, e in catalog.ACESTEP_SOURCES.items())
+    if source.count("/") == 1 and not source.startswith((".", "/", "~")):
+        raise UsageError(
+            f"unknown checkpoint {source!r}: lofi downloads {known}; for another diffusers repo, "
+            f"download it yourself (`hf download {source} --local-dir DIR`) and pass --source DIR"
+        )
+    raise UsageError(f"--source {source!r}: no such directory, and not one of {known}")
+
+
+def _local_variant(directory: Path) -> str:
+    """``turbo``, ``base``, ``sft``... from the checkpoint's transformer config (``xl-`` prefix
+    for DiTs wider than the 2B models)."""
+    try:
+        config = json.loads((directory / "transformer" / "config.json").read_text())
+    except (OSError, ValueError):
+        raise UsageError(
+            f"{directory} has no readable transformer/config.json: not an ACE-Step 1.5 checkpoint"
+        ) from None
+    variant = "turbo" if config.get("is_turbo") else str(config.get("model_version") or "base")
+    variant = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-") or "base"
+    if int(config.get("hidden_size") or 0) > 2048:
+        variant = f"xl-{variant}"
+    return variant
+
+
+def default_name(entry: ModelEntry | None, directory: Path | None, fp16: bool) -> str:
+    if entry is not None:
+        name = catalog.export_name(entry, fp16)
+        if name is not None:
+            return name
+    assert directory is not None
+    return f"ace-step-{_local_variant(directory)}" + ("-fp16" if fp16 else "")
+
+
+def check_name(name: str) -> str:
+    if not _NAME_RE.match(name) or name.endswith(".partial"):
+        raise UsageError(
+            f"--name {name!r}: use letters, digits, '.', '_' and '-' (a directory name, not a path)"
+        )
+    entry = catalog.find_entry(name)
+    if entry is not None and entry.engine != ENGINE:
+        raise UsageError(f"--name {name!r} is the catalog's {entry.engine} model: choose another")
+    return name
+
+
+# -- the source checkpoint ------------------------------------------------------------------------
+
+
+def fetch_source(entry: ModelEntry, yes: bool, offline: bool, err: Console) -> Path:
+    """The local copy of a hub checkpoint, downloaded (after consent) when not complete yet."""
+    from lofitui.models import consent, download
+
+    directory = sources_dir() / entry.name
+    if store.state_of(entry, directory).usable:
+        return directory
+    if offline or download.offline_requested():
+        reason = "offline mode is on (--offline)" if offline else "offline mode is on"
+        raise ModelError(
+            f"cannot download the ACE-Step checkpoint {entry.repo}: {reason}; it needs "
+            f"{download.file_url(entry, '').rsplit('/resolve/', 1)[0]}. Without network: download "
+            f"it elsewhere (`hf download {entry.repo} --local-dir DIR`), copy DIR here and pass "
+            "--source DIR"
+        )
+    if not yes and not consent.can_ask():
+        raise UsageError(
+            f"exporting first downloads the diffusers checkpoint {entry.repo} (about "
+            f"{store.human_size(entry.size)}) into {directory}, and lofi downloads nothing "
+            "without consent: run the command in a terminal, or pass --yes"
+        )
+    plan = download.plan_download(entry, entry.revision, directory)
+    if plan.remaining() and not yes and not consent.ask_download(plan, err):
+        raise UsageError(f"not downloading {entry.repo}: no consent")
+    with consent.download_bar(err) as bar:
+        download.download(plan, bar)
+    return directory
+
+
+def _source_weights(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.rglob("*.safetensors") if p.is_file())
+
+
+def check_export_space(name: str, source_dir: Path, fp16: bool) -> None:
+    """Refuse an export that cannot fit: the catalog's size, or a bf16 -> fp32 estimate."""
+    entry = catalog.find_entry(name)
+    if entry is not None and entry.is_export:
+        needed = entry.size
+    else:
+        needed = _source_weights(source_dir) * (1 if fp16 else 2)
+    free = store.free_space(paths.models_dir())
+    if needed > free:
+        raise ModelError(
+            f"not enough disk space to export {name}: needs about {store.human_size(needed)}, "
+            f"{store.human_size(free)} free in {paths.models_dir()}; free some space or set "
+            "LOFI_MODELS_DIR to a bigger disk"
+        )
+
+
+# -- the export ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Keep torch/diffusers/transformers warnings and tqdm bars out of lofi's progress display."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with contextlib.suppress(ImportError):
+            import torch  # noqa: F401  (its import configures its loggers: quiet them after)
+        names = (
+            "torch",
+            "torch.onnx",
+            "torch.onnx._internal.exporter._registration",
+            "diffusers",
+            "transformers",
+            "onnxscript",
+        )
+        loggers = [logging.getLogger(n) for n in names]
+        levels = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with contextlib.suppress(Exception):
+            from diffusers.utils import logging as diffusers_logging
+
+            diffusers_logging.set_verbosity_error()
+            diffusers_logging.disable_progress_bar()
+        with contextlib.suppress(Exception):
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.set_verbosity_error()
+            transformers_logging.disable_progress_bar()
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
+
+
+def run_export(source_dir: Path, dest: Path, fp16: bool, err: Console) -> None:
+    """``export_acestep`` with a rich bar on stderr: load, four components, side data."""
+    from lofitui.export.acestep import COMPONENTS, export_acestep
+
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description:<40}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    total = len(COMPONENTS) + 2
+    with quiet_libraries(), Progress(*columns, console=err) as bars:
+        task = bars.add_task("loading the checkpoint (torch)", total=total)
+
+        def on_message(message: str) -> None:
+            if message.startswith("exporting "):
+                done = 1 + COMPONENTS.index(message.split()[1])
+                bars.update(task, completed=done, description=message)
+            elif message.startswith("exported "):
+                bars.console.print(f"  {message}", highlight=False)
+                bars.update(task, description="writing tokenizer and side data")
+            elif message.startswith("done"):
+                bars.update(task, completed=total, description="exported")
+
+        export_acestep(source_dir, dest, fp16=fp16, progress=on_message)
+
+
+def record_manifest(dest: Path, name: str, repo: str, revision: str, commit: str | None) -> int:
+    """Hash every exported file into ``lofi-model.json``; returns the total size."""
+    files: dict[str, store.FileRecord] = {}
+    paths_ = sorted(p for p in dest.iterdir() if p.is_file() and p.name != MANIFEST_NAME)
+    total = sum(p.stat().st_size for p in paths_)
+    columns = (TextColumn("{task.description:<40}"), BarColumn(), DownloadColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bars:
+        task = bars.add_task("recording checksums", total=total)
+        for path in paths_:
+            sha256, _ = store.file_hashes(path, lambda n: bars.advance(task, n))
+            files[path.name] = store.FileRecord(path.name, path.stat().st_size, sha256)
+    manifest = store.Manifest(name, ENGINE, repo, revision, commit, complete=True, files=files)
+    store.write_manifest(dest, manifest)
+    return total
+
+
+def _confirm_replace(dest: Path, yes: bool, err: Console) -> None:
+    from lofitui.models import consent
+
+    if yes or not dest.exists() or not any(dest.iterdir()):
+        return
+    if not consent.can_ask():
+        raise UsageError(f"{dest} already exists: pass --yes to replace it, or choose --name")
+    try:
+        ok = Confirm.ask(f"Replace the model in {dest}?", console=err)
+    except (EOFError, KeyboardInterrupt):
+        ok = False
+    if not ok:
+        raise UsageError(f"not replacing {dest}")
+
+
+def cmd_export(args: argparse.Namespace, out: Console, err: Console) -> int:
+    engine = str(args.engine).lower()
+    if engine not in (ENGINE, "acestep"):
+        raise UsageError(
+            f"cannot export {args.engine!r}: only ace-step models are exported (MusicGen models "
+            "are downloaded ready-made: lofi models download NAME)"
+        )
+    require_export_extra()
+    entry, local = resolve_source(args.source)
+    name = check_name(args.name or default_name(entry, local, args.fp16))
+    dest = paths.models_dir() / name
+    _confirm_replace(dest, args.yes, err)
+
+    if entry is not None:
+        source_dir = fetch_source(entry, args.yes, args.offline, err)
+        source_manifest = store.read_manifest(source_dir)
+        repo, revision = entry.repo, entry.revision
+        commit = source_manifest.commit if source_manifest else None
+    else:
+        assert local is not None
+        source_dir, repo, revision, commit = local, str(local), "local", None
+
+    check_export_space(name, source_dir, args.fp16)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    try:
+        run_export(source_dir, dest, args.fp16, err)
+    except KeyboardInterrupt:
+        shutil.rmtree(partial, ignore_errors=True)
+        err.print(f"lofi: export interrupted; nothing was written to {dest}", highlight=False)
+        return EXIT_INTERRUPTED
+    except LofiError:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    except MemoryError:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ModelError(
+            "the export ran out of memory: the full-size ACE-Step export needs about 25 GB of RAM"
+        ) from None
+    except Exception as exc:  # torch/diffusers failures: one line, never a traceback
+        shutil.rmtree(partial, ignore_errors=True)
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelError(f"the export failed: {type(exc).__name__}: {text[:300]}") from exc
+
+    size = record_manifest(dest, name, repo, revision, commit)
+    out.print(
+        f"{name}: exported from {repo} ({'fp16' if args.fp16 else 'fp32'}, "
+        f"{store.human_size(size)}) in {dest}",
+        highlight=False,
+    )
+    if entry is not None and not args.keep_source:
+        shutil.rmtree(source_dir, ignore_errors=True)
+        out.print(
+            f"deleted the downloaded checkpoint ({store.human_size(entry.size)}; "
+            "--keep-source keeps it)",
+            highlight=False,
+        )
+    out.print(
+        f'render with: lofi --render "PROMPT" --engine ace-step --model {name}', highlight=False
+    )
+    return 0
