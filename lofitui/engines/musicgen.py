@@ -31,7 +31,7 @@ from lofitui.engines.musicgen_decoder import (
     SplitDecoder,
 )
 from lofitui.engines.musicgen_files import FAST_QUANTS, MusicGenFiles
-from lofitui.engines.runtime import RuntimeOptions, active_device, load_session
+from lofitui.engines.runtime import OnDemandSession, RuntimeOptions, active_device
 from lofitui.errors import ModelError, UsageError
 
 MAX_DURATION_S = 600.0  # 10 minutes: windowed continuation keeps cost linear
@@ -237,16 +237,24 @@ class MusicGenEngine:
             raise ModelError(f"cannot read tokenizer {files.tokenizer}: {exc}") from exc
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(MAX_PROMPT_TOKENS)
-        self._text = load_session(
+        self.decoder_kind = self._pick_decoder(decoder, options)
+        # The fast CPU path is also the lean one: the graphs run once per track (T5, the cross
+        # K/V projection, EnCodec) leave memory between tracks (peak RSS < 1.5 GB for small).
+        resident = self.decoder_kind != "fast"
+        self._text = OnDemandSession(
             files.text_encoder,
             options,
             inputs=("input_ids", "attention_mask"),
             outputs=("last_hidden_state",),
+            resident=resident,
         )
-        self._encodec = load_session(
-            files.encodec, options, inputs=("audio_codes",), outputs=("audio_values",)
+        self._encodec = OnDemandSession(
+            files.encodec,
+            options,
+            inputs=("audio_codes",),
+            outputs=("audio_values",),
+            resident=resident,
         )
-        self.decoder_kind = self._pick_decoder(decoder, options)
         cfg = self.config
         if self.decoder_kind == "fast":
             quant = fast_quant or next(q for q in FAST_QUANTS if q in files.fast)
@@ -256,7 +264,9 @@ class MusicGenEngine:
                     f"`lofi models optimize`"
                 )
             self.fast_quant: str | None = quant
-            self._decoder: DecoderRunner = FastDecoder(files.fast[quant], files.cross_kv, options)
+            self._decoder: DecoderRunner = FastDecoder(
+                files.fast[quant], files.cross_kv, options, resident_cross=resident
+            )
         elif self.decoder_kind == "split":
             assert files.decoder and files.decoder_with_past
             self._decoder = SplitDecoder(
@@ -404,7 +414,9 @@ class MusicGenEngine:
         tokens = grid.tokens
         if cancel:
             cancel.check()
-        logits = self._decoder.start(np.tile(tokens[:, : grid.prefill], (copies, 1)), hidden, mask)
+        logits = self._decoder.start(
+            np.tile(tokens[:, : grid.prefill], (copies, 1)), hidden, mask, capacity=grid.length
+        )
         for position in range(grid.prefill, grid.length):
             if position > grid.prefill:
                 if cancel:

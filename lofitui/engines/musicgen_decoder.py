@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import onnxruntime as ort
 
-from lofitui.engines.runtime import RuntimeOptions, input_dtype, load_session
+from lofitui.engines.runtime import OnDemandSession, RuntimeOptions, input_dtype, load_session
 from lofitui.errors import ModelError
 
 _PAST = re.compile(r"^past_key_values\.(\d+)\.(decoder|encoder)\.(key|value)$")
@@ -67,7 +67,11 @@ class DecoderRunner(Protocol):
     hidden_dtype: np.dtype
 
     def start(
-        self, input_ids: np.ndarray, encoder_hidden: np.ndarray, encoder_mask: np.ndarray
+        self,
+        input_ids: np.ndarray,
+        encoder_hidden: np.ndarray,
+        encoder_mask: np.ndarray,
+        capacity: int | None = None,
     ) -> np.ndarray: ...
 
     def step(self, input_ids: np.ndarray) -> np.ndarray: ...
@@ -105,7 +109,11 @@ class SplitDecoder:
         self._feed: dict[str, np.ndarray] = {}
 
     def start(
-        self, input_ids: np.ndarray, encoder_hidden: np.ndarray, encoder_mask: np.ndarray
+        self,
+        input_ids: np.ndarray,
+        encoder_hidden: np.ndarray,
+        encoder_mask: np.ndarray,
+        capacity: int | None = None,
     ) -> np.ndarray:
         outputs = self._first.run(
             ["logits", *self._dec_present, *self._enc_present],
@@ -160,7 +168,11 @@ class MergedDecoder:
         self._feed: dict[str, np.ndarray] = {}
 
     def start(
-        self, input_ids: np.ndarray, encoder_hidden: np.ndarray, encoder_mask: np.ndarray
+        self,
+        input_ids: np.ndarray,
+        encoder_hidden: np.ndarray,
+        encoder_mask: np.ndarray,
+        capacity: int | None = None,
     ) -> np.ndarray:
         batch = encoder_hidden.shape[0]
         empty = self.layout.empty(batch)
@@ -195,7 +207,9 @@ class FastDecoder:
     copying the whole cache; cross-attention keys/values are computed once per track.
     """
 
-    def __init__(self, step: Path, cross: Path, options: RuntimeOptions) -> None:
+    def __init__(
+        self, step: Path, cross: Path, options: RuntimeOptions, *, resident_cross: bool = True
+    ) -> None:
         self._session = load_session(
             step,
             options,
@@ -209,11 +223,12 @@ class FastDecoder:
             ),
             outputs=("logits", "present_key_0"),
         )
-        self._cross = load_session(
+        self._cross = OnDemandSession(
             cross,
             options,
             inputs=("encoder_hidden_states", "encoder_attention_mask"),
             outputs=("cross_key_t_0", "cross_value_0"),
+            resident=resident_cross,
         )
         shapes = {a.name: a.shape for a in self._session.get_inputs()}
         layers = sum(1 for name in shapes if name.startswith("past_key_"))
@@ -222,18 +237,23 @@ class FastDecoder:
         self.hidden_dtype = np.dtype(np.float32)
         meta = self._session.get_modelmeta().custom_metadata_map
         self._positions = int(meta.get("max_positions", 0)) or shapes_positions(step)
-        self._cross_names = [o.name for o in self._cross.get_outputs()]
+        self._cross_names = self._cross.output_names
         self._buffers: list[ort.OrtValue] = []
         self._binding: ort.IOBinding | None = None
         self._pos = 0
         self._batch = 0
+        self._capacity = 0
 
     @property
     def max_positions(self) -> int:
         return self._positions
 
     def start(
-        self, input_ids: np.ndarray, encoder_hidden: np.ndarray, encoder_mask: np.ndarray
+        self,
+        input_ids: np.ndarray,
+        encoder_hidden: np.ndarray,
+        encoder_mask: np.ndarray,
+        capacity: int | None = None,
     ) -> np.ndarray:
         batch = encoder_hidden.shape[0]
         cross = self._cross.run(
@@ -243,13 +263,17 @@ class FastDecoder:
                 "encoder_attention_mask": encoder_mask,
             },
         )
-        if batch != self._batch:
-            shape = (batch, self.layout.heads, self._positions, self.layout.head_dim)
+        # The cache holds what this window needs, not the model's 2048 positions: 24 layers of
+        # K and V at [2, 16, 2048, 64] would be 800 MB for musicgen-small.
+        needed = min(self._positions, capacity or self._positions)
+        if batch != self._batch or needed != self._capacity:
+            shape = (batch, self.layout.heads, needed, self.layout.head_dim)
+            self._binding, self._buffers = None, []  # free the old cache before the new one
             self._buffers = [
                 ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32))
                 for _ in range(2 * self.layout.layers)
             ]
-            self._batch = batch
+            self._batch, self._capacity = batch, needed
         binding = self._session.io_binding()
         self._keep = [
             *cross,
@@ -276,8 +300,8 @@ class FastDecoder:
         assert binding is not None, "start() first"
         seq = input_ids.shape[1]
         end = self._pos + seq
-        if end > self._positions:
-            raise ModelError(f"the fast decoder holds {self._positions} positions; {end} needed")
+        if end > self._capacity:
+            raise ModelError(f"the decoder cache holds {self._capacity} positions; {end} needed")
         binding.bind_cpu_input("input_ids", np.ascontiguousarray(input_ids))
         binding.bind_cpu_input("position_ids", np.arange(self._pos, end, dtype=np.int64))
         binding.bind_cpu_input("seqlens_k", np.full(self._batch, end - 1, dtype=np.int32))
