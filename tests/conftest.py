@@ -47,6 +47,20 @@ def tui_env(lofi_home):
     return lofi_home
 
 
+@pytest.fixture
+def cli_env(tmp_path) -> dict[str, str]:
+    """Environment for a `lofi` subprocess: every location in tmp_path, the hub offline."""
+    return {
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "LOFI_MODELS_DIR": str(tmp_path / "models"),
+        "HF_HUB_OFFLINE": "1",
+        "COLUMNS": "200",
+    }
+
+
 # ---- models: fake hub, no internet ----------------------------------------------------------
 
 

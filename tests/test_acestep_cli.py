@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import one_error_line, run_lofi
 from hubserver import FakeHub
 
 from lofitui.audio.wav import read_wav
@@ -28,39 +26,6 @@ TURBO = ROOT / "tests" / "fixtures" / "acestep-tiny" / "turbo"
 PROMPT = "lofi hip hop, mellow piano"
 
 
-def lofi(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "lofitui", *args],
-        cwd=cwd,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-def one_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("lofi: error: "), result.stderr
-    return lines[0]
-
-
-@pytest.fixture
-def isolated(tmp_path: Path) -> dict[str, str]:
-    """XDG dirs and the models dir inside tmp_path; the hub is off."""
-    return {
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "LOFI_MODELS_DIR": str(tmp_path / "models"),
-        "HF_HUB_OFFLINE": "1",
-        "COLUMNS": "200",
-    }
-
-
 def install_fixture(models_dir: Path, name: str = "ace-step-turbo") -> Path:
     """An exported model copied by hand into the models directory."""
     directory = models_dir / name
@@ -71,14 +36,14 @@ def install_fixture(models_dir: Path, name: str = "ace-step-turbo") -> Path:
 # -- render --------------------------------------------------------------------------------------
 
 
-def test_render_writes_48k_stereo_wav_and_sidecar(tmp_path: Path, isolated: dict) -> None:
-    result = lofi(
+def test_render_writes_48k_stereo_wav_and_sidecar(tmp_path: Path, cli_env: dict) -> None:
+    result = run_lofi(
         *("--render", PROMPT, "--engine", "ace-step", "--model", str(TURBO)),
         *("--duration", "5", "--seed", "7", "--out", "out"),
         *("--lyrics", "[verse]\nla la la", "--bpm", "90", "--key", "a minor"),
         *("--time-signature", "4/4", "--scheduler", "heun", "--steps", "4"),
         cwd=tmp_path,
-        env=isolated,
+        env=cli_env,
     )
     assert result.returncode == 0, result.stderr
     wav = tmp_path / "out" / "lofi-hip-hop-mellow-piano-7.wav"
@@ -117,32 +82,32 @@ def test_render_writes_48k_stereo_wav_and_sidecar(tmp_path: Path, isolated: dict
     ],
 )
 def test_bad_acestep_input_is_one_line_before_loading(
-    tmp_path: Path, isolated: dict, args: tuple[str, ...], message: str
+    tmp_path: Path, cli_env: dict, args: tuple[str, ...], message: str
 ) -> None:
     # The model does not exist: an error about the input proves it came before loading.
     missing = str(tmp_path / "no-such-model")
-    result = lofi(
+    result = run_lofi(
         *("--render", PROMPT, "--engine", "ace-step", "--model", missing, "--duration", "5"),
         *args,
         cwd=tmp_path,
-        env=isolated,
+        env=cli_env,
     )
     line = one_error_line(result)
     assert message in line, line
     assert not list(tmp_path.glob("*.wav"))
 
 
-def test_acestep_options_are_refused_for_musicgen(tmp_path: Path, isolated: dict) -> None:
-    result = lofi(
+def test_acestep_options_are_refused_for_musicgen(tmp_path: Path, cli_env: dict) -> None:
+    result = run_lofi(
         *("--render", PROMPT, "--bpm", "90", "--lyrics", "la", "--duration", "2"),
         cwd=tmp_path,
-        env=isolated,
+        env=cli_env,
     )
     assert "--lyrics, --bpm only apply to --engine ace-step" in one_error_line(result)
 
 
-def test_help_has_an_acestep_group(tmp_path: Path, isolated: dict) -> None:
-    result = lofi("--help", cwd=tmp_path, env=isolated)
+def test_help_has_an_acestep_group(tmp_path: Path, cli_env: dict) -> None:
+    result = run_lofi("--help", cwd=tmp_path, env=cli_env)
     assert result.returncode == 0
     assert "ACE-Step (--engine ace-step" in result.stdout
     for flag in ("--lyrics", "--bpm", "--key", "--time-signature", "--steps", "--shift"):
@@ -154,10 +119,10 @@ def test_help_has_an_acestep_group(tmp_path: Path, isolated: dict) -> None:
 
 
 def test_exported_model_in_models_dir_is_installed_and_renders_offline(
-    tmp_path: Path, isolated: dict
+    tmp_path: Path, cli_env: dict
 ) -> None:
-    install_fixture(Path(isolated["LOFI_MODELS_DIR"]))
-    listing = lofi("models", "list", cwd=tmp_path, env=isolated)
+    install_fixture(Path(cli_env["LOFI_MODELS_DIR"]))
+    listing = run_lofi("models", "list", cwd=tmp_path, env=cli_env)
     assert listing.returncode == 0, listing.stderr
     rows = {line.split()[0]: line for line in listing.stdout.splitlines() if line.strip()}
     turbo = rows["ace-step-turbo"]
@@ -168,11 +133,11 @@ def test_exported_model_in_models_dir_is_installed_and_renders_offline(
     assert "pip install -e '.[export-acestep]'" in listing.stdout
 
     for model in (("--model", "ace-step-turbo"), ()):  # named, and the engine's default
-        result = lofi(
+        result = run_lofi(
             *("--render", PROMPT, "--engine", "ace-step", *model, "--duration", "5"),
             *("--seed", "3", "--out", "out"),
             cwd=tmp_path,
-            env=isolated,
+            env=cli_env,
         )
         assert result.returncode == 0, result.stderr
         wav = tmp_path / result.stdout.split()[0]
@@ -180,14 +145,14 @@ def test_exported_model_in_models_dir_is_installed_and_renders_offline(
         assert json.loads(wav.with_suffix(".json").read_text())["model"] == "ace-step-turbo"
 
 
-def test_missing_exported_model_says_to_run_the_export(tmp_path: Path, isolated: dict) -> None:
-    result = lofi(
-        *("--render", PROMPT, "--engine", "ace-step", "--duration", "5"), cwd=tmp_path, env=isolated
+def test_missing_exported_model_says_to_run_the_export(tmp_path: Path, cli_env: dict) -> None:
+    result = run_lofi(
+        *("--render", PROMPT, "--engine", "ace-step", "--duration", "5"), cwd=tmp_path, env=cli_env
     )
     line = one_error_line(result)
     assert "'ace-step-turbo' is not installed" in line
     assert "lofi models export ace-step`" in line and "[export-acestep]" in line
-    download = lofi("models", "download", "ace-step-base", "--yes", cwd=tmp_path, env=isolated)
+    download = run_lofi("models", "download", "ace-step-base", "--yes", cwd=tmp_path, env=cli_env)
     assert "lofi models export ace-step --source base" in one_error_line(download)
 
 
@@ -220,11 +185,11 @@ def test_catalog_entries_and_ensure_model(models_env: Path) -> None:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed")
-def test_export_without_torch_names_the_extra(tmp_path: Path, isolated: dict) -> None:
-    result = lofi("models", "export", "ace-step", "--yes", cwd=tmp_path, env=isolated)
+def test_export_without_torch_names_the_extra(tmp_path: Path, cli_env: dict) -> None:
+    result = run_lofi("models", "export", "ace-step", "--yes", cwd=tmp_path, env=cli_env)
     line = one_error_line(result)
     assert "torch" in line and "pip install -e '.[export-acestep]'" in line
-    assert not Path(isolated["LOFI_MODELS_DIR"]).exists()  # nothing downloaded or written
+    assert not Path(cli_env["LOFI_MODELS_DIR"]).exists()  # nothing downloaded or written
 
 
 @pytest.fixture

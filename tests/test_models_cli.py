@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import one_error_line, run_lofi
 from hubserver import FakeHub
 from test_models import REPO, repo_files
 
@@ -19,29 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def lofi_models(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     """Run `lofi models ARGS` with stdin not a terminal (a pipe, or /dev/null)."""
-    env = dict(os.environ)  # models_env already pointed everything into tmp_path
-    # Belt and braces: anything not addressed to 127.0.0.1 goes to a dead proxy, not the internet.
-    env.update(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
-    env.update(ALL_PROXY="http://127.0.0.1:9", HF_HUB_DISABLE_TELEMETRY="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "lofitui.models", *args],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    # models_env already pointed everything into tmp_path. Belt and braces: anything not
+    # addressed to 127.0.0.1 goes to a dead proxy, not the internet.
+    proxy = "http://127.0.0.1:9"
+    env = {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "ALL_PROXY": proxy}
+    return run_lofi(
+        *args, env={**env, "HF_HUB_DISABLE_TELEMETRY": "1"}, stdin=stdin, module="lofitui.models"
     )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-def one_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("lofi: error: "), result.stderr
-    return lines[0]
 
 
 @pytest.fixture

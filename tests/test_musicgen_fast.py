@@ -98,7 +98,7 @@ def test_fast_windows_continue_long_tracks(model_dir: Path) -> None:
 
 def test_auto_picks_the_fast_decoder_on_cpu(model_dir: Path, tmp_path: Path) -> None:
     engine = MusicGenEngine.load(model_dir, CPU)
-    assert engine.decoder_kind == "fast" and engine.fast_quant == "q4"
+    assert engine.decoder_kind == "fast" and engine.fast_quant == "int8"
     plain = MusicGenEngine.load(flat_copy(tmp_path / "plain"), CPU)
     assert plain.decoder_kind == "split"
     with pytest.raises(ModelError, match="lofi models optimize"):

@@ -12,39 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_lofi
 from musicgen_fixture import require_fixture
 
 from lofitui.audio.wav import read_wav
 from lofitui.render import slugify, unique_path
 
 
-def lofi(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lofitui", *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-@pytest.fixture
-def isolated(tmp_path: Path) -> dict[str, str]:
-    """XDG dirs and the models dir inside tmp_path; the network is off for the hub."""
-    return {
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "LOFI_MODELS_DIR": str(tmp_path / "models"),
-        "HF_HUB_OFFLINE": "1",
-    }
-
-
-def test_renders_tracks_with_sidecars(tmp_path: Path, isolated: dict) -> None:
+def test_renders_tracks_with_sidecars(tmp_path: Path, cli_env: dict) -> None:
     model = str(require_fixture())
     args = ("--render", "Lofi hip hop: warm piano / vinyl!", "--duration", "1.5", "--count", "2")
-    result = lofi(
+    result = run_lofi(
         *args,
         "--seed",
         "41",
@@ -55,7 +33,7 @@ def test_renders_tracks_with_sidecars(tmp_path: Path, isolated: dict) -> None:
         "--top-k",
         "50",
         cwd=tmp_path,
-        env=isolated,
+        env=cli_env,
     )
     assert result.returncode == 0, result.stderr
     out = tmp_path / "out"
@@ -77,7 +55,7 @@ def test_renders_tracks_with_sidecars(tmp_path: Path, isolated: dict) -> None:
     assert not list(out.glob(".*"))  # no temp files left
 
     # The same request again: same audio, new names (never overwrites).
-    again = lofi(
+    again = run_lofi(
         *args,
         "--seed",
         "41",
@@ -88,7 +66,7 @@ def test_renders_tracks_with_sidecars(tmp_path: Path, isolated: dict) -> None:
         "--top-k",
         "50",
         cwd=tmp_path,
-        env=isolated,
+        env=cli_env,
     )
     assert again.returncode == 0, again.stderr
     second = out / "lofi-hip-hop-warm-piano-vinyl-41-2.wav"
@@ -96,10 +74,10 @@ def test_renders_tracks_with_sidecars(tmp_path: Path, isolated: dict) -> None:
     assert len(list(out.glob("*.wav"))) == 4
 
 
-def test_greedy_render_is_deterministic(tmp_path: Path, isolated: dict) -> None:
+def test_greedy_render_is_deterministic(tmp_path: Path, cli_env: dict) -> None:
     model = str(require_fixture())
     for name in ("a", "b"):
-        result = lofi(
+        result = run_lofi(
             "--render",
             "jazz",
             "--duration",
@@ -111,7 +89,7 @@ def test_greedy_render_is_deterministic(tmp_path: Path, isolated: dict) -> None:
             "--out",
             name,
             cwd=tmp_path,
-            env=isolated,
+            env=cli_env,
         )
         assert result.returncode == 0, result.stderr
     (a,), (b,) = (list((tmp_path / d).glob("*.wav")) for d in "ab")
@@ -142,12 +120,12 @@ def test_greedy_render_is_deterministic(tmp_path: Path, isolated: dict) -> None:
     ],
 )
 def test_bad_input_is_one_line_exit_2(
-    tmp_path: Path, isolated: dict, args: list[str], message: str
+    tmp_path: Path, cli_env: dict, args: list[str], message: str
 ) -> None:
     (tmp_path / "blocker").write_text("a file where a directory should be")
     if "--model" not in args:
         args = [*args, "--model", str(require_fixture())]
-    result = lofi(*args, cwd=tmp_path, env=isolated)
+    result = run_lofi(*args, cwd=tmp_path, env=cli_env)
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lofi: error:"), result.stderr
@@ -156,14 +134,14 @@ def test_bad_input_is_one_line_exit_2(
     assert not list(tmp_path.rglob("*.wav"))
 
 
-def test_missing_catalog_model_offline_is_a_clear_error(tmp_path: Path, isolated: dict) -> None:
-    result = lofi("--render", "x", "--duration", "1", cwd=tmp_path, env=isolated)
+def test_missing_catalog_model_offline_is_a_clear_error(tmp_path: Path, cli_env: dict) -> None:
+    result = run_lofi("--render", "x", "--duration", "1", cwd=tmp_path, env=cli_env)
     assert result.returncode == 2
     assert "musicgen-small" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_ctrl_c_stops_cleanly_and_leaves_no_partial_file(tmp_path: Path, isolated: dict) -> None:
+def test_ctrl_c_stops_cleanly_and_leaves_no_partial_file(tmp_path: Path, cli_env: dict) -> None:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -181,7 +159,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_partial_file(tmp_path: Path, isolate
             "out",
         ],
         cwd=tmp_path,
-        env={**os.environ, **isolated},
+        env={**os.environ, **cli_env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

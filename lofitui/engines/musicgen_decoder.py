@@ -88,6 +88,20 @@ def _check_outputs(session: ort.InferenceSession, path: Path, names: list[str]) 
         )
 
 
+def _step_with_feed(
+    session: ort.InferenceSession,
+    feed: dict[str, np.ndarray],
+    input_ids: np.ndarray,
+    presents: list[str],
+    pasts: list[str],
+) -> np.ndarray:
+    """One cached step of a public decoder graph: this step's presents become the next pasts."""
+    feed["input_ids"] = input_ids
+    outputs = session.run(["logits", *presents], feed)
+    feed.update(zip(pasts, outputs[1:], strict=True))
+    return outputs[0][:, -1, :]
+
+
 class SplitDecoder:
     """decoder_model.onnx for the prompt, decoder_with_past_model.onnx for every later step."""
 
@@ -132,11 +146,7 @@ class SplitDecoder:
         return outputs[0][:, -1, :]
 
     def step(self, input_ids: np.ndarray) -> np.ndarray:
-        feed = self._feed
-        feed["input_ids"] = input_ids
-        outputs = self._next.run(["logits", *self._dec_present], feed)
-        feed.update(zip(self._dec_past, outputs[1:], strict=True))
-        return outputs[0][:, -1, :]
+        return _step_with_feed(self._next, self._feed, input_ids, self._dec_present, self._dec_past)
 
 
 class MergedDecoder:
@@ -192,11 +202,9 @@ class MergedDecoder:
         return outputs[0][:, -1, :]
 
     def step(self, input_ids: np.ndarray) -> np.ndarray:
-        feed = self._feed
-        feed["input_ids"] = input_ids
-        outputs = self._session.run(["logits", *self._dec_present], feed)
-        feed.update(zip(self._dec_past, outputs[1:], strict=True))
-        return outputs[0][:, -1, :]
+        return _step_with_feed(
+            self._session, self._feed, input_ids, self._dec_present, self._dec_past
+        )
 
 
 class FastDecoder:

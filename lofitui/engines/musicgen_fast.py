@@ -473,7 +473,7 @@ def build_fast_decoder(
     out_dir: Path,
     heads: int,
     max_positions: int,
-    quant: str = "q4",
+    quant: str = "int8",
     on_stage: Callable[[str], None] | None = None,
 ) -> Path:
     """Write ``decoder_fast[-quant].onnx`` and ``decoder_cross_kv.onnx`` into ``out_dir``."""

@@ -83,9 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     opt.add_argument("name", metavar="NAME|DIR")
     opt.add_argument(
         "--quant",
-        default="q4",
-        choices=["q4", "int8", "fp32"],
-        help="weights of the fast decoder: q4 (default, fastest), int8, or fp32 (exact)",
+        default="int8",
+        choices=["int8", "q4", "fp32"],
+        help="weights of the fast decoder: int8 (default), q4 (4-bit: smallest), or fp32 (exact)",
     )
     return parser
 

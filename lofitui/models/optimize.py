@@ -18,7 +18,7 @@ from lofitui.engines.musicgen_files import (
 )
 from lofitui.errors import UsageError
 
-DEFAULT_QUANT = "q4"
+DEFAULT_QUANT = "int8"
 
 
 def derived_files(directory: Path) -> list[Path]:

@@ -32,15 +32,16 @@ class Settings:
     prompts: tuple[str, ...]
     engine: str
     model: str
-    device: str = "auto"
-    threads: int = 0
-    duration: float = 30.0
-    lookahead: int = 2
-    crossfade: float = 2.0
-    cache_max_gb: float = 2.0
-    volume: float = 0.8
-    theme: str = "lofi"
-    keymap: Mapping[str, str] = field(default_factory=dict)
+    # No defaults here: Config holds them, from_config copies every one.
+    device: str
+    threads: int
+    duration: float
+    lookahead: int
+    crossfade: float
+    cache_max_gb: float
+    volume: float
+    theme: str
+    keymap: Mapping[str, str]
     params: Mapping[str, Any] = field(default_factory=dict)
     offline: bool = False
     assume_yes: bool = False
@@ -152,8 +153,8 @@ class Backend:
             return locate_model(model)
         except ModelError as exc:
             entry = catalog.find_entry(model)
-            if entry is None:
-                raise
+            if entry is None or entry.is_export:
+                raise  # made by `lofi models export`, not downloadable: the error says how
             return MissingModel(entry, store.model_dir(entry.name), str(exc))
 
     def download(

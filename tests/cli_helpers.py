@@ -1,0 +1,40 @@
+"""Running the real `lofi` command in a subprocess, and checking its one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_lofi(
+    *args: str,
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    module: str = "lofitui",
+) -> subprocess.CompletedProcess:
+    """``python -m lofitui ARGS`` with stdin not a terminal; never a traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The single ``lofi: error: ...`` line of a run that exited 2."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lofi: error: "), result.stderr
+    return lines[0]
