@@ -108,8 +108,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def setup_logging() -> None:
+    """Warnings and errors of lofi's threads go to a small rotating file, never the terminal."""
+    import logging
+    from logging.handlers import RotatingFileHandler
+
+    from lofitui import paths
+
+    try:
+        paths.log_dir().mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = RotatingFileHandler(
+            paths.log_dir() / "lofi.log", maxBytes=1_000_000, backupCount=2, encoding="utf-8"
+        )
+    except OSError:
+        handler = logging.NullHandler()  # an unwritable log dir must not stop the music
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("lofitui")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    setup_logging()
     try:
         if argv and argv[0] == "models":
             from lofitui.models.commands import main as models_main
