@@ -329,3 +329,12 @@ def test_bad_config_is_named(tmp_path: Path) -> None:
 def test_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not found"):
         MusicGenEngine.load(tmp_path / "nope", CPU)
+
+
+def test_long_tracks_decode_in_overlapping_chunks_like_one_piece(engine: MusicGenEngine) -> None:
+    """EnCodec in 10 s chunks with 1 s crossfades (the lean path) ≈ one 24 s decode."""
+    codes = np.random.default_rng(0).integers(0, 2048, size=(4, 1200))
+    whole = engine.decode_codes(codes, chunk_frames=1500)
+    chunked = engine.decode_codes(codes, chunk_frames=500)
+    assert chunked.shape == whole.shape == (1200 * 640,)
+    np.testing.assert_allclose(chunked, whole, atol=1e-3)

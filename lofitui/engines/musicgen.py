@@ -393,11 +393,14 @@ class MusicGenEngine:
         k_count = cfg.num_codebooks
         meter = ProgressMeter(plan.total_steps(k_count), "token", on_progress)
         codes = np.zeros((k_count, 0), dtype=np.int64)
-        for prompt_frames, new_frames in plan.windows():
-            prime = codes[:, codes.shape[1] - prompt_frames :] if prompt_frames else None
-            grid = DelayPattern(prompt_frames + new_frames, k_count, cfg.pad_token_id, prime)
-            self._fill(grid, hidden, mask, params, rng, meter, cancel)
-            codes = np.concatenate([codes, grid.codes()[:, prompt_frames:]], axis=1)
+        try:
+            for prompt_frames, new_frames in plan.windows():
+                prime = codes[:, codes.shape[1] - prompt_frames :] if prompt_frames else None
+                grid = DelayPattern(prompt_frames + new_frames, k_count, cfg.pad_token_id, prime)
+                self._fill(grid, hidden, mask, params, rng, meter, cancel)
+                codes = np.concatenate([codes, grid.codes()[:, prompt_frames:]], axis=1)
+        finally:
+            self._decoder.release()  # the KV cache is not needed while EnCodec decodes
         return codes
 
     def _fill(
@@ -427,9 +430,15 @@ class MusicGenEngine:
             meter.advance()
 
     def decode_codes(
-        self, codes: np.ndarray, chunk_frames: int = 1500, overlap_frames: int = 50
+        self, codes: np.ndarray, chunk_frames: int | None = None, overlap_frames: int = 50
     ) -> np.ndarray:
-        """EnCodec: (K, F) codes → mono float32 samples; long tracks in overlapping chunks."""
+        """EnCodec: (K, F) codes → mono float32 samples; long tracks in overlapping chunks.
+
+        Chunks are 30 s, or 10 s on the lean fast path (a 30 s decode in one piece adds
+        ~800 MB of activations for musicgen-small).
+        """
+        if chunk_frames is None:
+            chunk_frames = 1500 if self._encodec.resident else 500
         hop = round(self.config.sampling_rate / self.config.frame_rate)
         frames = codes.shape[1]
         if frames <= chunk_frames:

@@ -76,6 +76,10 @@ class DecoderRunner(Protocol):
 
     def step(self, input_ids: np.ndarray) -> np.ndarray: ...
 
+    def release(self) -> None:
+        """Drop the cache of the finished sequence (start() builds a new one)."""
+        ...
+
 
 def _check_outputs(session: ort.InferenceSession, path: Path, names: list[str]) -> None:
     have = {o.name for o in session.get_outputs()}
@@ -148,6 +152,9 @@ class SplitDecoder:
     def step(self, input_ids: np.ndarray) -> np.ndarray:
         return _step_with_feed(self._next, self._feed, input_ids, self._dec_present, self._dec_past)
 
+    def release(self) -> None:
+        self._feed = {}
+
 
 class MergedDecoder:
     """decoder_model_merged.onnx: ``use_cache_branch`` False for the prompt, True after.
@@ -205,6 +212,9 @@ class MergedDecoder:
         return _step_with_feed(
             self._session, self._feed, input_ids, self._dec_present, self._dec_past
         )
+
+    def release(self) -> None:
+        self._feed = {}
 
 
 class FastDecoder:
@@ -302,6 +312,10 @@ class FastDecoder:
 
     def step(self, input_ids: np.ndarray) -> np.ndarray:
         return self._run(input_ids)
+
+    def release(self) -> None:
+        self._binding, self._buffers, self._keep = None, [], []
+        self._batch = self._capacity = 0
 
     def _run(self, input_ids: np.ndarray) -> np.ndarray:
         binding = self._binding
