@@ -29,7 +29,7 @@ from lofitui.atomic import write_json_atomic
 from lofitui.audio.wav import write_wav
 from lofitui.engines.base import Audio, CancelToken, Engine, TrackRequest
 from lofitui.engines.base import Progress as GenProgress
-from lofitui.errors import Cancelled, UsageError
+from lofitui.errors import UsageError
 
 FORMATS = ("wav",)
 MAX_COUNT = 1000
@@ -218,4 +218,4 @@ def _progress_updater(bars: Progress, task: TaskID) -> Callable[[GenProgress], N
     return update
 
 
-__all__ = ["Cancelled", "RenderJob", "check_writable", "render", "save_track", "slugify"]
+__all__ = ["RenderJob", "check_writable", "render", "save_track", "slugify"]

@@ -254,7 +254,11 @@ class FastDecoder:
         self.layout = CacheLayout(layers, int(heads), int(head_dim), np.dtype(np.float32))
         self.hidden_dtype = np.dtype(np.float32)
         meta = self._session.get_modelmeta().custom_metadata_map
-        self._positions = int(meta.get("max_positions", 0)) or shapes_positions(step)
+        if "max_positions" not in meta:
+            raise ModelError(
+                f"{step} lacks its max_positions metadata: rebuild it with `lofi models optimize`"
+            )
+        self._positions = int(meta["max_positions"])
         self._cross_names = self._cross.output_names
         self._buffers: list[ort.OrtValue] = []
         self._binding: ort.IOBinding | None = None
@@ -332,7 +336,3 @@ class FastDecoder:
         self._pos = end
         # The bound output's memory is reused by the next run: hand back a copy (64 KB).
         return np.array(binding.get_outputs()[0].numpy(), copy=True)
-
-
-def shapes_positions(path: Path) -> int:
-    raise ModelError(f"{path} lacks its max_positions metadata: rebuild it (lofi models optimize)")
