@@ -34,8 +34,9 @@ from typing import Any
 
 from lofitui import paths
 from lofitui.atomic import write_json_atomic
+from lofitui.audio.types import Audio
 from lofitui.audio.wav import CorruptAudioError, read_wav, write_wav
-from lofitui.engines.base import Audio, TrackRequest
+from lofitui.engines.base import TrackRequest
 from lofitui.render import slugify, unique_path
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,9 @@ from rich.progress import (
 
 from lofitui import __version__
 from lofitui.atomic import write_json_atomic
+from lofitui.audio.types import Audio
 from lofitui.audio.wav import write_wav
-from lofitui.engines.base import Audio, CancelToken, Engine, TrackRequest
+from lofitui.engines.base import CancelToken, Engine, TrackRequest
 from lofitui.engines.base import Progress as GenProgress
 from lofitui.errors import UsageError
 

@@ -53,7 +53,8 @@ from lofitui.audio.player import (
     TrackFinished,
     TrackStarted,
 )
-from lofitui.engines.base import Audio, CancelToken, Engine, Progress
+from lofitui.audio.types import Audio
+from lofitui.engines.base import CancelToken, Engine, Progress
 from lofitui.errors import Cancelled, LofiError
 from lofitui.events import (
     JobChanged,

@@ -21,7 +21,7 @@ from lofitui.audio.player import (
     TrackFinished,
     TrackStarted,
 )
-from lofitui.engines.base import Audio
+from lofitui.audio.types import Audio
 
 log = logging.getLogger(__name__)
 

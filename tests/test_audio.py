@@ -11,8 +11,8 @@ import soundfile as sf
 
 from lofitui.audio import mixing, wav
 from lofitui.audio.resample import resample
+from lofitui.audio.types import Audio
 from lofitui.audio.wav import CorruptAudioError, read_wav, write_wav
-from lofitui.engines.base import Audio
 from lofitui.errors import LofiError
 
 

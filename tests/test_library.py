@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lofitui.audio.types import Audio
 from lofitui.audio.wav import write_wav
-from lofitui.engines.base import Audio, TrackRequest
+from lofitui.engines.base import TrackRequest
 from lofitui.library import INDEX_NAME, CachedTrack, CorruptAudioError, TrackCache, save_track
 
 RATE = 32000

@@ -30,7 +30,7 @@ from lofitui.audio.player import (
     TrackFinished,
     TrackStarted,
 )
-from lofitui.engines.base import Audio
+from lofitui.audio.types import Audio
 
 RATE = 48000  # the null sink's rate; the player asks the device for it explicitly
 AMP = 0.5
@@ -484,7 +484,7 @@ server = soundserver.start_private()
 import os
 os.environ.update(server.env)
 from lofitui.audio.player import Player, PlayerError
-from lofitui.engines.base import Audio
+from lofitui.audio.types import Audio
 events = []
 player = Player(crossfade_s=0.0)
 player.subscribe(events.append)

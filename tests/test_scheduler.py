@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from musicgen_fixture import flat_copy, require_fixture
 
+from lofitui.audio.types import Audio
 from lofitui.audio.wav import read_wav
-from lofitui.engines.base import Audio, CancelToken, ProgressCallback, TrackRequest
+from lofitui.engines.base import CancelToken, ProgressCallback, TrackRequest
 from lofitui.engines.musicgen import MusicGenEngine
 from lofitui.engines.registry import load_engine
 from lofitui.engines.runtime import RuntimeOptions

@@ -41,7 +41,7 @@ import numpy as np
 
 from lofitui.audio.mixing import equal_power_curves, fade, levels, to_stereo
 from lofitui.audio.resample import resample
-from lofitui.engines.base import Audio
+from lofitui.audio.types import Audio
 from lofitui.errors import DeviceError
 
 if TYPE_CHECKING:

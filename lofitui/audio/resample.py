@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-from lofitui.engines.base import Audio
+from lofitui.audio.types import Audio
 
 QUALITY = "HQ"  # soxr's high quality: linear phase, ~-144 dB stopband, no audible artefacts
 

@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from lofitui.atomic import atomic_path
-from lofitui.engines.base import Audio
+from lofitui.audio.types import Audio
 from lofitui.errors import LofiError
 
 Subtype = Literal["FLOAT", "PCM_16"]

@@ -1,7 +1,6 @@
-"""Music generation engines: each turns a TrackRequest into Audio through ONNX Runtime."""
+"""Music generation engines: each turns a TrackRequest into audio through ONNX Runtime."""
 
 from lofitui.engines.base import (
-    Audio,
     CancelToken,
     Engine,
     Progress,
@@ -9,4 +8,4 @@ from lofitui.engines.base import (
     TrackRequest,
 )
 
-__all__ = ["Audio", "CancelToken", "Engine", "Progress", "ProgressCallback", "TrackRequest"]
+__all__ = ["CancelToken", "Engine", "Progress", "ProgressCallback", "TrackRequest"]

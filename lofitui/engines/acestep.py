@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from lofitui.audio.types import Audio
 from lofitui.engines.acestep_text import AceStepTokenizer, caption_text, lyric_text
 from lofitui.engines.base import (
-    Audio,
     CancelToken,
     ProgressCallback,
     ProgressMeter,

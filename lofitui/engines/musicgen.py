@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
+from lofitui.audio.types import Audio
 from lofitui.engines.base import (
-    Audio,
     CancelToken,
     ProgressCallback,
     ProgressMeter,
