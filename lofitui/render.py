@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import threading
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +22,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from lofitui import __version__
-from lofitui.atomic import write_json_atomic
 from lofitui.audio.types import Audio
-from lofitui.audio.wav import write_wav
 from lofitui.engines.base import CancelToken, Engine, TrackRequest
 from lofitui.engines.base import Progress as GenProgress
 from lofitui.errors import UsageError
+from lofitui.library import track_metadata, write_track
 
 FORMATS = ("wav",)
 MAX_COUNT = 1000
@@ -80,44 +76,6 @@ def check_writable(directory: Path) -> Path:
         reason = exc.strerror or type(exc).__name__
         raise UsageError(f"cannot write to output directory {directory}: {reason}") from None
     return directory
-
-
-def slugify(text: str, max_len: int = 48) -> str:
-    """A readable, filesystem-safe name: ASCII letters, digits and dashes."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    return slug[:max_len].rstrip("-") or "track"
-
-
-def unique_path(directory: Path, stem: str, suffix: str) -> Path:
-    """``stem.suffix`` in ``directory``, or ``stem-2.suffix``... if taken (never overwrites)."""
-    candidate = directory / f"{stem}{suffix}"
-    n = 2
-    while candidate.exists() or candidate.with_suffix(".json").exists():
-        candidate = directory / f"{stem}-{n}{suffix}"
-        n += 1
-    return candidate
-
-
-def track_metadata(request: TrackRequest, engine: Engine, audio: Audio, seconds: float) -> dict:
-    return {
-        **request.to_dict(),
-        "sample_rate": audio.sample_rate,
-        "channels": audio.channels,
-        "frames": audio.frames,
-        "generation_s": round(seconds, 3),
-        "engine_info": getattr(engine, "describe", dict)(),
-        "lofi_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
-def save_track(directory: Path, request: TrackRequest, audio: Audio, metadata: dict) -> Path:
-    """Write ``audio`` and its sidecar JSON under a safe, unique name; returns the WAV path."""
-    path = unique_path(directory, f"{slugify(request.prompt)}-{request.seed}", ".wav")
-    write_wav(path, audio, subtype="PCM_16")
-    write_json_atomic(path.with_suffix(".json"), metadata)
-    return path
 
 
 def run_in_worker(
@@ -200,7 +158,7 @@ def render(
             task = bars.add_task(label, total=None, unit="", rate="")
             started = time.perf_counter()
             audio = run_in_worker(engine, request, _progress_updater(bars, task), cancel)
-            path = save_track(
+            path = write_track(
                 out_dir,
                 request,
                 audio,
@@ -219,4 +177,4 @@ def _progress_updater(bars: Progress, task: TaskID) -> Callable[[GenProgress], N
     return update
 
 
-__all__ = ["RenderJob", "check_writable", "render", "save_track", "slugify"]
+__all__ = ["RenderJob", "check_writable", "render"]

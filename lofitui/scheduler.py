@@ -70,8 +70,7 @@ from lofitui.events import (
     StationChanged,
     TrackSaved,
 )
-from lofitui.library import CachedTrack, CorruptAudioError, TrackCache
-from lofitui.render import track_metadata
+from lofitui.library import CachedTrack, CorruptAudioError, TrackCache, track_metadata
 from lofitui.silent import SilentPlayer
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ import pytest
 from lofitui.audio.types import Audio
 from lofitui.audio.wav import write_wav
 from lofitui.engines.base import TrackRequest
-from lofitui.library import INDEX_NAME, CachedTrack, CorruptAudioError, TrackCache, save_track
+from lofitui.library import CachedTrack, CorruptAudioError, TrackCache, save_track
+from lofitui.library.cache import INDEX_NAME
 
 RATE = 32000
 

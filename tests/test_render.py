@@ -16,7 +16,7 @@ from cli_helpers import run_lofi
 from musicgen_fixture import require_fixture
 
 from lofitui.audio.wav import read_wav
-from lofitui.render import slugify, unique_path
+from lofitui.library import slugify, unique_path
 
 
 def test_renders_tracks_with_sidecars(tmp_path: Path, cli_env: dict) -> None:

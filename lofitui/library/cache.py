@@ -1,4 +1,4 @@
-"""Generated tracks on disk: the track cache (WAV + sidecar JSON + index) and saved tracks.
+"""The track cache (WAV + sidecar JSON + index), and saving a cached track to the music folder.
 
 Cache layout, in ``paths.cache_dir()``::
 
@@ -37,7 +37,7 @@ from lofitui.atomic import write_json_atomic
 from lofitui.audio.types import Audio
 from lofitui.audio.wav import CorruptAudioError, read_wav, write_wav
 from lofitui.engines.base import TrackRequest
-from lofitui.render import slugify, unique_path
+from lofitui.library.files import track_stem, unique_path
 
 log = logging.getLogger(__name__)
 
@@ -421,7 +421,7 @@ def save_track(track: CachedTrack, dest_dir: Path | None = None) -> Path:
     """
     dest = Path(dest_dir) if dest_dir is not None else paths.music_dir()
     dest.mkdir(parents=True, exist_ok=True)
-    stem = f"{slugify(track.request.prompt)}-{track.request.seed}"
+    stem = track_stem(track.request)
     with _save_lock:
         existing = _find_saved(dest, stem, track.key)
         if existing is not None:
