@@ -210,7 +210,7 @@ _KEY_RE = re.compile(r"^[a-z0-9_+]+(,[a-z0-9_+]+)*$")
 
 def _check_keymap(table: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     """Keep well-formed ``id = "keys"`` entries whose keys are not taken by another entry."""
-    from lofitui.tui.keys import BINDING_IDS, DEFAULT_KEYS  # the app defines the ids
+    from lofitui.keymap import BINDING_IDS, DEFAULT_KEYS
 
     keymap: dict[str, str] = {}
     problems: list[str] = []

@@ -21,12 +21,12 @@ from lofitui.config import Config, load_config
 from lofitui.engines.base import Progress
 from lofitui.errors import ModelError
 from lofitui.events import JobChanged, JobProgress, Notice
+from lofitui.keymap import BINDING_IDS, KEYS
 from lofitui.models.catalog import get_entry
 from lofitui.models.download import DownloadProgress
 from lofitui.tui.app import LofiApp, create_app
 from lofitui.tui.backend import MissingModel
 from lofitui.tui.history import PromptHistory
-from lofitui.tui.keys import BINDING_IDS, KEYS
 from lofitui.tui.messages import JobProgressed, PlaybackUpdated
 from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen
 from lofitui.tui.widgets import NowPlayingView, PromptInput, QueuePanel, StatusBar

@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from lofitui.tui.keys import KEYS
+from lofitui.keymap import KEYS
 
 PROMPT_KEYS = (
     ("enter", "tune in to the typed prompt"),
