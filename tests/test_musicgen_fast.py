@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from musicgen_fixture import flat_copy, reference
 
+from lofitui.convert.musicgen_fast import extract_weights, sinusoidal_table
 from lofitui.engines.base import TrackRequest
 from lofitui.engines.musicgen import MusicGenEngine, SamplingParams
-from lofitui.engines.musicgen_fast import extract_weights, sinusoidal_table
 from lofitui.engines.runtime import RuntimeOptions
 from lofitui.errors import ModelError
-from lofitui.models.optimize import derived_files, has_fast_decoder, optimize_musicgen
+from lofitui.models.derived import derived_files
+from lofitui.models.optimize import has_fast_decoder, optimize_musicgen
 
 CPU = RuntimeOptions(device="cpu", threads=1)
 # Stated error bounds of the quantized variants against fp32 on the tiny fixture's weights

@@ -1,6 +1,6 @@
 """ACE-Step 1.5 on ONNX Runtime: text/condition encoders -> flow matching -> tiled VAE decode.
 
-Runs the model directory written by ``lofi``'s exporter (:mod:`lofitui.export.acestep`) with numpy
+Runs the model directory written by ``lofi``'s exporter (:mod:`lofitui.convert.acestep`) with numpy
 and onnxruntime only. The computation is diffusers' ``AceStepPipeline`` for text2music:
 
 1. caption and lyric templates -> Qwen3 tokenizer (:mod:`lofitui.engines.acestep_text`);
@@ -24,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 from lofitui.audio.types import Audio
+from lofitui.convert.formats import ACESTEP_CONFIG_NAME, ACESTEP_FORMAT
 from lofitui.engines.acestep_text import AceStepTokenizer, caption_text, lyric_text
 from lofitui.engines.base import (
     CancelToken,
@@ -43,8 +44,6 @@ from lofitui.engines.runtime import RuntimeOptions, active_device, input_dtype, 
 from lofitui.errors import ModelError, UsageError
 
 ENGINE_NAME = "ace-step"
-CONFIG_NAME = "acestep.json"
-FORMAT = "lofi-acestep"
 SUPPORTED_FORMAT_VERSIONS = (1,)
 MIN_DURATION_S = 5.0
 MAX_DURATION_S = 240.0
@@ -494,17 +493,17 @@ def _load_npy(path: Path, ndim: int) -> np.ndarray:
 
 def read_config(model_dir: Path) -> dict[str, Any]:
     """The exporter's ``acestep.json``, checked for the fields the runtime needs."""
-    path = Path(model_dir) / CONFIG_NAME
+    path = Path(model_dir) / ACESTEP_CONFIG_NAME
     if not path.is_file():
         raise ModelError(
-            f"{model_dir} is not an exported ACE-Step model (no {CONFIG_NAME}); "
+            f"{model_dir} is not an exported ACE-Step model (no {ACESTEP_CONFIG_NAME}); "
             "export one with `lofi models export ace-step`"
         )
     try:
         config = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read {path}: {exc}") from exc
-    if config.get("format") != FORMAT:
+    if config.get("format") != ACESTEP_FORMAT:
         raise ModelError(f"{path} is not a lofi ACE-Step config")
     if config.get("format_version") not in SUPPORTED_FORMAT_VERSIONS:
         raise ModelError(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lofitui.convert.formats import CROSS_KV, FAST_QUANTS, fast_file_name
 from lofitui.errors import ModelError
 
 TEXT_ENCODER = "text_encoder"
@@ -26,11 +27,6 @@ DECODER = "decoder_model"
 DECODER_WITH_PAST = "decoder_with_past_model"
 DECODER_MERGED = "decoder_model_merged"
 ENCODEC = "encodec_decode"
-FAST_DECODER = "decoder_fast.onnx"
-CROSS_KV = "decoder_cross_kv.onnx"
-# Preference order when several were built: int8 is as fast as 4-bit on a 2-core AVX2 CPU
-# (weight traffic is no longer the only bound once the cache stays in place) and 7x closer to fp32.
-FAST_QUANTS = ("int8", "q4", "fp32")
 
 # Xenova's file-name suffix for each variant; the plain files are fp32.
 XENOVA_SUFFIX = {"fp32": "", "fp16": "_fp16", "int8": "_quantized", "q4": "_q4"}
@@ -136,17 +132,13 @@ class MusicGenFiles:
 
 
 def find_fast(directory: Path) -> dict[str, Path]:
-    """lofi's rebuilt decoders in ``directory``, by quantization (see musicgen_fast)."""
+    """lofi's rebuilt decoders in ``directory``, by quantization (see convert.musicgen_fast)."""
     found = {}
     for quant in FAST_QUANTS:
         path = directory / fast_file_name(quant)
         if path.is_file():
             found[quant] = path
     return found
-
-
-def fast_file_name(quant: str) -> str:
-    return FAST_DECODER if quant == "fp32" else FAST_DECODER.replace(".onnx", f"_{quant}.onnx")
 
 
 def _onnx_dir(root: Path, variant: str | None) -> tuple[Path, str]:

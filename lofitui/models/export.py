@@ -3,7 +3,7 @@
 1. The source: a local diffusers directory (used as is, no network), or a known hub checkpoint
    (``catalog.ACESTEP_SOURCES``) fetched into ``<models dir>/.sources/<name>/`` with the same
    consent, disk check, resume and SHA-256 verification as any catalog download.
-2. The export (:func:`lofitui.export.acestep.export_acestep`, torch only here) into
+2. The export (:func:`lofitui.convert.acestep.export_acestep`, torch only here) into
    ``<models dir>/<name>.partial``, renamed to ``<models dir>/<name>`` when complete.
 3. A manifest (``lofi-model.json``) with every file's size and SHA-256: ``lofi models list``
    shows the model as installed and ``lofi models verify`` can check it later.
@@ -37,10 +37,10 @@ from rich.progress import (
 from rich.prompt import Confirm
 
 from lofitui import paths
+from lofitui.convert.formats import EXPORT_EXTRA_HINT
 from lofitui.errors import LofiError, ModelError, UsageError
 from lofitui.models import catalog, store
 from lofitui.models.catalog import MANIFEST_NAME, ModelEntry
-from lofitui.models.locate import EXPORT_EXTRA_HINT
 
 ENGINE = "ace-step"
 SOURCES_DIR = ".sources"
@@ -215,7 +215,7 @@ def quiet_libraries() -> Iterator[None]:
 
 def run_export(source_dir: Path, dest: Path, fp16: bool, err: Console) -> None:
     """``export_acestep`` with a rich bar on stderr: load, four components, side data."""
-    from lofitui.export.acestep import COMPONENTS, export_acestep
+    from lofitui.convert.acestep import COMPONENTS, export_acestep
 
     columns = (
         SpinnerColumn(),

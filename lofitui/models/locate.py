@@ -9,10 +9,9 @@ import os
 from pathlib import Path
 
 from lofitui import paths
+from lofitui.convert.formats import EXPORT_EXTRA_HINT
 from lofitui.errors import ModelError
 from lofitui.models import catalog, store
-
-EXPORT_EXTRA_HINT = "pip install -e '.[export-acestep]'"
 
 
 def not_installed_message(entry: catalog.ModelEntry, state: store.State) -> str:

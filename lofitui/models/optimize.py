@@ -1,7 +1,7 @@
 """Model formats lofi derives on the user's machine from public files (``lofi models optimize``).
 
 Today: MusicGen's fast decoder (in-place KV cache, 4-bit or int8 weights; see
-``lofitui.engines.musicgen_fast``), written next to the public ONNX files it was built from and
+``lofitui.convert.musicgen_fast``), written next to the public ONNX files it was built from and
 reused from then on.
 """
 
@@ -10,26 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from lofitui.engines.musicgen_files import (
-    CROSS_KV,
-    FAST_QUANTS,
-    MusicGenFiles,
-    fast_file_name,
-)
+from lofitui.convert.formats import FAST_QUANTS
+from lofitui.engines.musicgen_files import MusicGenFiles
 from lofitui.errors import UsageError
 
 DEFAULT_QUANT = "int8"
-
-
-def derived_files(directory: Path) -> list[Path]:
-    """Files lofi built itself in a model directory (removed with the model)."""
-    names = [CROSS_KV, *(fast_file_name(q) for q in FAST_QUANTS)]
-    found = []
-    for name in names:
-        for path in (directory / name, directory / f"{name}.data"):
-            if path.is_file():
-                found.append(path)
-    return found
 
 
 def has_fast_decoder(model_dir: Path, quant: str | None = None) -> bool:
@@ -41,8 +26,8 @@ def optimize_musicgen(
     model_dir: Path, quant: str = DEFAULT_QUANT, on_stage: Callable[[str], None] | None = None
 ) -> Path:
     """Build (once) the fast decoder for the MusicGen export in ``model_dir``; returns its path."""
+    from lofitui.convert.musicgen_fast import build_fast_decoder
     from lofitui.engines.musicgen import MusicGenConfig
-    from lofitui.engines.musicgen_fast import build_fast_decoder
 
     if quant not in FAST_QUANTS:
         raise UsageError(f"unknown quantization {quant!r} (choose {', '.join(FAST_QUANTS)})")

@@ -26,7 +26,7 @@ from lofitui import paths
 from lofitui.atomic import write_json_atomic
 from lofitui.errors import ModelError
 from lofitui.models.catalog import MANIFEST_NAME, ModelEntry
-from lofitui.models.optimize import derived_files
+from lofitui.models.derived import derived_files
 
 PARTIAL_SUFFIX = ".incomplete"
 LOCK_NAME = ".lofi-download.lock"

@@ -231,7 +231,7 @@ def export_component(pipeline_dir: Path, component: str, out: Path) -> dict:
     from diffusers import AceStepPipeline
     from safetensors import safe_open
 
-    from lofitui.export.acestep import export_acestep
+    from lofitui.convert.acestep import export_acestep
 
     start = time.perf_counter()
     real = COMPONENTS[component]

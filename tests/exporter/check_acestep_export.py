@@ -19,15 +19,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent.parent / "fixtures"))
 import make_acestep
 
+from lofitui.convert.acestep import export_acestep
 from lofitui.engines.acestep import AceStepEngine, AceStepSettings
 from lofitui.engines.runtime import RuntimeOptions
-from lofitui.export.acestep import export_acestep
 
 
 def test_pack_sequences_matches_diffusers():
     from diffusers.pipelines.ace_step.modeling_ace_step import _pack_sequences
 
-    from lofitui.export._acestep_torch import pack_sequences
+    from lofitui.convert._acestep_torch import pack_sequences
 
     gen = torch.Generator().manual_seed(0)
     h1, h2 = torch.randn(3, 7, 4, generator=gen), torch.randn(3, 5, 4, generator=gen)

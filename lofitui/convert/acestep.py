@@ -31,14 +31,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lofitui.convert.formats import (
+    ACESTEP_CONFIG_NAME,
+    ACESTEP_FORMAT,
+    ACESTEP_FORMAT_VERSION,
+    EXPORT_EXTRA_HINT,
+)
 from lofitui.errors import LofiError, ModelError, UsageError
 
-CONFIG_NAME = "acestep.json"
-FORMAT = "lofi-acestep"
-FORMAT_VERSION = 1
 OPSET = 18
 COMPONENTS = ("text_encoder", "condition_encoder", "transformer", "vae_decoder")
-EXTRA_HINT = "pip install 'lofitui[export-acestep]'"
 # ONNX protobuf files cannot exceed 2 GiB; keep a margin for the graph itself.
 EXTERNAL_DATA_BYTES = 1_900_000_000
 
@@ -58,7 +60,7 @@ def _import_torch():
     except ImportError as exc:
         raise LofiError(
             f"exporting ACE-Step needs torch, diffusers, transformers and onnxscript "
-            f"({exc.name} is missing): {EXTRA_HINT}"
+            f"({exc.name} is missing): {EXPORT_EXTRA_HINT}"
         ) from exc
     return torch
 
@@ -117,7 +119,7 @@ def export_acestep(
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
 
-    from lofitui.export import _acestep_torch as wrappers
+    from lofitui.convert import _acestep_torch as wrappers
 
     dtype = torch.float16 if fp16 else torch.float32
     specs = _component_specs(pipe, wrappers, torch, dtype)
@@ -293,8 +295,8 @@ def _write_side_data(pipe, out: Path, source: str, fp16: bool, files: dict[str, 
     hop = int(math.prod(vae_cfg.downsampling_ratios))
     sample_rate = int(vae_cfg.sampling_rate)
     config = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format": ACESTEP_FORMAT,
+        "format_version": ACESTEP_FORMAT_VERSION,
         "source": source,
         "precision": "fp16" if fp16 else "fp32",
         "variant": "turbo" if is_turbo else str(dit_cfg.model_version or "base"),
@@ -318,4 +320,4 @@ def _write_side_data(pipe, out: Path, source: str, fp16: bool, files: dict[str, 
             **({"null_condition_emb": "null_condition_emb.npy"} if null is not None else {}),
         },
     }
-    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    (out / ACESTEP_CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lofitui.engines.musicgen_files import CROSS_KV, FAST_QUANTS, fast_file_name
+from lofitui.atomic import atomic_path
+from lofitui.convert.formats import CROSS_KV, FAST_QUANTS, fast_file_name
 from lofitui.errors import ModelError
 
-QUANT_CHOICES = FAST_QUANTS
 _NEG = -1e9  # additive bias for masked encoder positions (uniform attention when all are masked)
 
 _LINEAR = re.compile(
@@ -452,8 +452,6 @@ def save_model(model, path: Path) -> None:
     """Save atomically; weights beyond protobuf's 2 GB limit go to external data."""
     import onnx
 
-    from lofitui.atomic import atomic_path
-
     big = sum(t.ByteSize() for t in model.graph.initializer) > 1_800_000_000
     with atomic_path(path) as tmp:
         if big:
@@ -477,8 +475,8 @@ def build_fast_decoder(
     on_stage: Callable[[str], None] | None = None,
 ) -> Path:
     """Write ``decoder_fast[-quant].onnx`` and ``decoder_cross_kv.onnx`` into ``out_dir``."""
-    if quant not in QUANT_CHOICES:
-        raise ModelError(f"unknown quantization {quant!r} (choose {', '.join(QUANT_CHOICES)})")
+    if quant not in FAST_QUANTS:
+        raise ModelError(f"unknown quantization {quant!r} (choose {', '.join(FAST_QUANTS)})")
     say = on_stage or (lambda _msg: None)
     say(f"reading weights from {source.name}")
     weights = extract_weights(source)
@@ -498,8 +496,6 @@ def build_fast_decoder(
         if not fp32_path.exists():
             save_model(step, fp32_path)
         target = out_dir / fast_file_name(quant)
-        from lofitui.atomic import atomic_path
-
         with atomic_path(target) as tmp:
             quantize_dynamic(
                 fp32_path,

@@ -1,0 +1,26 @@
+"""What the converters write and the runtime reads: file names, format ids, the install hint.
+
+The one source of truth for both sides; plain constants, so the engines import it at no cost.
+"""
+
+from __future__ import annotations
+
+# MusicGen: lofi's fast decoder, rebuilt next to the public ONNX files (convert.musicgen_fast).
+FAST_DECODER = "decoder_fast.onnx"
+CROSS_KV = "decoder_cross_kv.onnx"
+# Preference order when several were built: int8 is as fast as 4-bit on a 2-core AVX2 CPU
+# (weight traffic is no longer the only bound once the cache stays in place) and 7x closer to fp32.
+FAST_QUANTS = ("int8", "q4", "fp32")
+
+# ACE-Step: the model directory written by convert.acestep, described by its config file.
+ACESTEP_CONFIG_NAME = "acestep.json"
+ACESTEP_FORMAT = "lofi-acestep"
+ACESTEP_FORMAT_VERSION = 1
+
+# The optional extra the ACE-Step exporter needs (torch, diffusers, transformers, onnxscript).
+EXPORT_EXTRA_HINT = "pip install -e '.[export-acestep]'"
+
+
+def fast_file_name(quant: str) -> str:
+    """The file name of the fast decoder built with ``quant`` (one of :data:`FAST_QUANTS`)."""
+    return FAST_DECODER if quant == "fp32" else FAST_DECODER.replace(".onnx", f"_{quant}.onnx")
