@@ -31,8 +31,6 @@ from lofitui.atomic import atomic_path
 from lofitui.convert.formats import CROSS_KV, FAST_QUANTS, fast_file_name
 from lofitui.errors import ModelError
 
-_NEG = -1e9  # additive bias for masked encoder positions (uniform attention when all are masked)
-
 _LINEAR = re.compile(
     r"/decoder/model/decoder/layers\.(\d+)/(self_attn|encoder_attn)/(q|k|v|out)_proj/MatMul"
 )
