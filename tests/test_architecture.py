@@ -7,7 +7,10 @@ runs pytest) enforces them; ``lint-imports`` by hand gives the same report.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 import textwrap
 import tomllib
 from pathlib import Path
@@ -111,3 +114,24 @@ def test_a_cycle_and_an_upward_import_are_reported(tmp_path: Path, monkeypatch) 
     assert ran == 2, report
     assert "acyclic BROKEN" in report and "layers BROKEN" in report
     assert "archdemo.low is not allowed to import archdemo.high" in report
+
+
+def test_runtime_imports_stay_light() -> None:
+    """Lazy imports the contracts cannot see: loading the runtime layers pulls no converter,
+    no onnx or torch (only the converters need them) and no UI toolkit."""
+    probe = textwrap.dedent(
+        """
+        import sys
+        import lofitui.config, lofitui.engines.acestep, lofitui.engines.musicgen
+        import lofitui.library, lofitui.models.store
+        heavy = ("onnx", "torch", "textual", "rich", "lofitui.convert.musicgen_fast",
+                 "lofitui.convert.acestep", "lofitui.tui", "lofitui.render")
+        print(" ".join(m for m in heavy if m in sys.modules))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []
