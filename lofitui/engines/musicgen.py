@@ -454,10 +454,10 @@ class MusicGenEngine:
         """
         cfg = self.config
         k_count = cfg.num_codebooks
-        history = np.zeros((k_count, 0), dtype=np.int64)
+        history = [np.zeros((k_count, 0), dtype=np.int64)]  # the prime, then every block
         if prime is not None:
-            history = np.asarray(prime, dtype=np.int64).reshape(k_count, -1)
-        plan = self.window_plan(frames, window_frames, stride_frames, history.shape[1])
+            history.append(np.asarray(prime, dtype=np.int64).reshape(k_count, -1))
+        plan = self.window_plan(frames, window_frames, stride_frames, history[-1].shape[1])
         hidden, mask = self.encode_text(prompt)
         if params.guidance > 1:  # unconditional rows: zero hidden states, zero mask
             hidden = np.concatenate([hidden, np.zeros_like(hidden)])
@@ -466,8 +466,8 @@ class MusicGenEngine:
         meter = ProgressMeter(plan.total_steps(k_count), "token", on_progress)
         try:
             for prompt_frames, new_frames in plan.windows():
-                start = history.shape[1] - prompt_frames
-                prime_codes = history[:, start:] if prompt_frames else None
+                history = [np.concatenate(history, axis=1)]
+                prime_codes = history[0][:, -prompt_frames:] if prompt_frames else None
                 grid = DelayPattern(
                     prompt_frames + new_frames, k_count, cfg.pad_token_id, prime_codes
                 )
@@ -476,7 +476,7 @@ class MusicGenEngine:
                     complete = grid.complete(position)
                     if complete > done:
                         block = grid.frames(done, complete)
-                        history = np.concatenate([history, block], axis=1)
+                        history.append(block)
                         done = complete
                         yield block
         finally:

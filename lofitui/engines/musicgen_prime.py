@@ -33,9 +33,9 @@ def codes_from_text(text: str, num_codebooks: int, vocab: int) -> np.ndarray:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise UsageError(f"{PRIME_PARAM} is not base64 text") from None
-    flat = np.frombuffer(raw, dtype="<u2")
-    if raw and (len(raw) % 2 or flat.size % num_codebooks):
+    if len(raw) % (2 * num_codebooks):
         raise UsageError(f"{PRIME_PARAM} does not hold whole frames of {num_codebooks} codebooks")
+    flat = np.frombuffer(raw, dtype="<u2")
     codes = flat.astype(np.int64).reshape(num_codebooks, -1)
     if codes.size and codes.max() >= vocab:
         raise UsageError(f"{PRIME_PARAM} holds codes >= {vocab}: not this model's codes")
