@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -567,8 +567,10 @@ class MusicGenEngine:
             decoder = EncodecStream(self._encodec_run, self.hop, chunk=chunk_frames, context=prime)
             made: list[np.ndarray] = []
             sent = 0
-            with self._encodec.held(), closing(blocks):
+            with ExitStack() as hold, closing(blocks):
                 for block in blocks:
+                    if not made:  # T5 has run and left memory: EnCodec stays for the track
+                        hold.enter_context(self._encodec.held())
                     made.append(block)
                     for chunk in decoder.push(block):
                         if cancel:
