@@ -190,6 +190,17 @@ def test_a_primed_track_continues_the_previous_tracks_last_codes(engine: MusicGe
     joined = engine.decode_codes(whole)
     np.testing.assert_allclose(second_audio, joined[100 * HOP :], atol=SEAM_ATOL, rtol=0)
     assert np.abs(first_audio[: 90 * HOP] - joined[: 90 * HOP]).max() < SEAM_ATOL
+    # Flow mode's hand-over: the next prime is the last 12 s of prime + track (here all of it).
+    first_request = TrackRequest("piano", 2.0, 1, params=GREEDY)
+    after_first = engine.continuation_params(first_request, first.codes)
+    np.testing.assert_array_equal(codes_from_text(after_first[PRIME_PARAM], K, 2048), first.codes)
+    after_second = engine.continuation_params(primed, second.codes)
+    np.testing.assert_array_equal(
+        codes_from_text(after_second[PRIME_PARAM], K, 2048), whole[:, 60:]
+    )
+    long = np.random.default_rng(0).integers(0, 2048, size=(K, 700))
+    kept = engine.continuation_params(primed, long)[PRIME_PARAM]
+    np.testing.assert_array_equal(codes_from_text(kept, K, 2048), long[:, -600:])
 
 
 def test_prime_codes_round_trip_and_bad_text_is_refused(engine: MusicGenEngine) -> None:

@@ -36,7 +36,7 @@ from lofitui.engines.musicgen_decoder import (
     SplitDecoder,
 )
 from lofitui.engines.musicgen_files import FAST_QUANTS, MusicGenFiles
-from lofitui.engines.musicgen_prime import PRIME_PARAM, codes_from_text
+from lofitui.engines.musicgen_prime import PRIME_PARAM, codes_from_text, codes_to_text
 from lofitui.engines.runtime import OnDemandSession, RuntimeOptions, active_device
 from lofitui.errors import ModelError, UsageError
 
@@ -405,6 +405,18 @@ class MusicGenEngine:
             raise UsageError(f"{PRIME_PARAM} must be text (base64 codes)")
         cfg = self.config
         return codes_from_text(text, cfg.num_codebooks, cfg.vocab_size)
+
+    def continuation_params(self, request: TrackRequest, codes: np.ndarray) -> dict[str, str]:
+        """Params that make a next track continue this one (flow mode).
+
+        ``codes`` are the finished stream's; joined to ``request``'s own prime, their last
+        ``window - stride`` frames (12 s) prime the next track, as a long track's next window.
+        """
+        plan = self.window_plan(1)
+        prime = self.prime_of(request)
+        joined = codes if prime is None else np.concatenate([prime, codes], axis=1)
+        keep = plan.window - plan.stride
+        return {PRIME_PARAM: codes_to_text(joined[:, max(0, joined.shape[1] - keep) :])}
 
     def generate_codes(
         self,
