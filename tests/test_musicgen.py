@@ -332,7 +332,7 @@ def test_missing_directory(tmp_path: Path) -> None:
 
 
 def test_long_tracks_decode_in_overlapping_chunks_like_one_piece(engine: MusicGenEngine) -> None:
-    """EnCodec in 10 s chunks with 1 s crossfades (the lean path) ≈ one 24 s decode."""
+    """The incremental EnCodec decoder in 10 s chunks ≈ one 24 s decode."""
     codes = np.random.default_rng(0).integers(0, 2048, size=(4, 1200))
     whole = engine.decode_codes(codes, chunk_frames=1500)
     chunked = engine.decode_codes(codes, chunk_frames=500)

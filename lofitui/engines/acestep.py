@@ -10,12 +10,17 @@ and onnxruntime only. The computation is diffusers' ``AceStepPipeline`` for text
 4. flow matching from noise over the shifted schedule (:mod:`lofitui.engines.flow`), one
    ``transformer`` call per evaluation (batched [cond; null] where guidance applies);
 5. ``vae_decoder`` in overlapping tiles -> 48 kHz stereo, peak-normalised to -1 dBFS.
+
+``stream`` yields the track tile by tile. The -1 dBFS normalisation is one gain for the whole
+track (the reference's), so the tiles are handed out once the last one is decoded and its peak
+known; ``generate`` is the joined stream.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,12 +182,20 @@ def _as_float(name: str, value: Any) -> float:
 
 def normalize_peak(audio: np.ndarray) -> np.ndarray:
     """The reference's two-stage normalisation of [channels, samples]: anti-clip, then -1 dBFS."""
+    return scale_to_peak(audio, float(np.max(np.abs(audio))) if audio.size else 0.0)
+
+
+def scale_to_peak(audio: np.ndarray, peak: float) -> np.ndarray:
+    """:func:`normalize_peak` for a piece of a track whose whole peak is ``peak``.
+
+    The same float32 operations on every sample, so normalising tile by tile equals normalising
+    the joined track exactly (after the anti-clip division the peak is exactly 1).
+    """
     audio = audio.astype(np.float32, copy=True)
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 1.0:
         audio /= np.float32(peak)
-    peak = max(float(np.max(np.abs(audio))) if audio.size else 0.0, 1e-6)
-    audio *= np.float32(TARGET_PEAK / peak)
+        peak = 1.0
+    audio *= np.float32(TARGET_PEAK / max(peak, 1e-6))
     return audio
 
 
@@ -268,8 +281,21 @@ class AceStepEngine:
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> Audio:
+        """The joined :meth:`stream`."""
+        return _join(self.stream(request, on_progress, cancel), self.sample_rate)
+
+    def stream(
+        self,
+        request: TrackRequest,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Audio]:
+        """Yield the track one VAE tile at a time (``TILE_FRAMES`` latent frames, ~5 s).
+
+        Cancellation raises :class:`~lofitui.errors.Cancelled` between steps and tiles.
+        """
         settings = self.validate(request)
-        return self.render(settings, on_progress=on_progress, cancel=cancel)
+        return self.render_stream(settings, on_progress=on_progress, cancel=cancel)
 
     # -- the pipeline, step by step (public for tests and tools) ----------------------------
 
@@ -285,6 +311,19 @@ class AceStepEngine:
         tile_frames: int | None = TILE_FRAMES,
     ) -> Audio:
         """The whole pipeline without the duration limits; ``noise`` [1, L, C] overrides seed."""
+        stream = self.render_stream(settings, noise, on_progress, cancel, tile_frames)
+        return _join(stream, self.sample_rate)
+
+    def render_stream(
+        self,
+        settings: AceStepSettings,
+        noise: np.ndarray | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        tile_frames: int | None = TILE_FRAMES,
+    ) -> Iterator[Audio]:
+        """:meth:`render` tile by tile: one chunk per VAE tile, normalised with the track's
+        peak (so the chunks come once every tile is decoded; cancellable between tiles)."""
         settings.validate()
         rng = np.random.default_rng(settings.seed)
         length = self.latent_length(settings.duration_s)
@@ -295,6 +334,18 @@ class AceStepEngine:
                 f"noise must be {(1, length, self.latent_channels)}, got {noise.shape}"
             )
         guidance = self.guidance(settings)
+        return self._render_tiles(settings, noise, guidance, rng, on_progress, cancel, tile_frames)
+
+    def _render_tiles(
+        self,
+        settings: AceStepSettings,
+        noise: np.ndarray,
+        guidance: Guidance,
+        rng: np.random.Generator,
+        on_progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+        tile_frames: int | None,
+    ) -> Iterator[Audio]:
         meter = ProgressMeter(evaluations(settings.scheduler, settings.steps), "step", on_progress)
         _check(cancel)
         cond = self.encode(
@@ -317,8 +368,11 @@ class AceStepEngine:
             meter=meter,
             cancel=cancel,
         )
-        audio = self.decode(latents, tile_frames=tile_frames, cancel=cancel)
-        return Audio(normalize_peak(audio).T.copy(), self.sample_rate)
+        tiles = list(self.decode_tiles(latents, tile_frames=tile_frames, cancel=cancel))
+        peak = max((float(np.max(np.abs(t))) for t in tiles if t.size), default=0.0)
+        for tile in tiles:
+            _check(cancel)
+            yield Audio(scale_to_peak(tile, peak).T.copy(), self.sample_rate)
 
     def guidance(self, settings: AceStepSettings) -> Guidance:
         """Turbo models have guidance distilled in: the scale is forced to 1, as diffusers does."""
@@ -437,32 +491,40 @@ class AceStepEngine:
         overlap: int = TILE_OVERLAP,
         cancel: CancelToken | None = None,
     ) -> np.ndarray:
-        """Latents [1, L, C] -> audio [channels, L * hop], decoded in overlapping tiles.
+        """Latents [1, L, C] -> audio [channels, L * hop]: :meth:`decode_tiles` joined."""
+        tiles = self.decode_tiles(latents, tile_frames, overlap, cancel)
+        return np.concatenate(list(tiles), axis=1)
+
+    def decode_tiles(
+        self,
+        latents: np.ndarray,
+        tile_frames: int | None = TILE_FRAMES,
+        overlap: int = TILE_OVERLAP,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Latents [1, L, C] -> audio [channels, tile_frames * hop] per tile, in order.
 
         Each tile decodes ``tile_frames`` frames plus ``overlap`` frames of context on each side
         and keeps only its core, so no tensor grows with the track's length; ``tile_frames=None``
-        decodes in one pass.
+        decodes in one pass (one piece).
         """
         z = np.ascontiguousarray(latents[0].T[None])  # [1, C, L]
         length = z.shape[-1]
         hop = self.hop_length
         if tile_frames is None or length <= tile_frames:
+            _check(cancel)
             (audio,) = self._run("vae_decoder", latents=z)
-            return audio[0].astype(np.float32)
+            yield audio[0].astype(np.float32)
+            return
         if tile_frames < 1 or overlap < 0:
             raise ValueError("tile_frames must be >= 1 and overlap >= 0")
-        out: np.ndarray | None = None
         for core_start in range(0, length, tile_frames):
             _check(cancel)
             core_end = min(core_start + tile_frames, length)
             start, end = max(0, core_start - overlap), min(length, core_end + overlap)
             (tile,) = self._run("vae_decoder", latents=z[:, :, start:end])
-            if out is None:
-                out = np.empty((tile.shape[1], length * hop), dtype=np.float32)
             keep = tile[0, :, (core_start - start) * hop : (core_end - start) * hop]
-            out[:, core_start * hop : core_end * hop] = keep
-        assert out is not None
-        return out
+            yield np.ascontiguousarray(keep, dtype=np.float32)
 
     def _run(self, component: str, **inputs: np.ndarray) -> list[np.ndarray]:
         session = self.sessions[component]
@@ -519,3 +581,7 @@ def read_config(model_dir: Path) -> dict[str, Any]:
     if missing:
         raise ModelError(f"{path} lacks {', '.join(missing)}")
     return config
+
+
+def _join(chunks: Iterator[Audio], sample_rate: int) -> Audio:
+    return Audio(np.concatenate([chunk.samples for chunk in chunks]), sample_rate)

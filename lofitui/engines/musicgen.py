@@ -4,12 +4,16 @@ Per step the decoder sees one token column per codebook (the delay pattern stagg
 by k steps), classifier-free guidance runs the conditional and unconditional rows in one batch,
 and top-k sampling with a seeded numpy generator makes the same request give the same tokens.
 Tracks longer than one window continue audiocraft-style: the last ``prompt`` seconds of codes
-prime the next window.
+prime the next window; a request's ``prime_codes`` primes its first window the same way, so a
+track can continue the previous one. ``stream`` yields ~1 s chunks as frames complete, decoded
+incrementally by :class:`~lofitui.engines.encodec_stream.EncodecStream`; ``generate`` joins them.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from lofitui.engines.base import (
     ProgressMeter,
     TrackRequest,
 )
+from lofitui.engines.encodec_stream import CHUNK_FRAMES, EncodecStream, decode_in_chunks
 from lofitui.engines.musicgen_decoder import (
     DecoderRunner,
     FastDecoder,
@@ -31,6 +36,7 @@ from lofitui.engines.musicgen_decoder import (
     SplitDecoder,
 )
 from lofitui.engines.musicgen_files import FAST_QUANTS, MusicGenFiles
+from lofitui.engines.musicgen_prime import PRIME_PARAM, codes_from_text, codes_to_text
 from lofitui.engines.runtime import OnDemandSession, RuntimeOptions, active_device
 from lofitui.errors import ModelError, UsageError
 
@@ -179,9 +185,16 @@ class DelayPattern:
 
     def codes(self) -> np.ndarray:
         """Undo the stagger: (K, frames) codes, frame f of codebook k from position f + k + 1."""
+        return self.frames(0, self.length - self.tokens.shape[0])
+
+    def frames(self, start: int, end: int) -> np.ndarray:
+        """(K, end - start) codes of frames [start, end), read across the stagger."""
         k_count = self.tokens.shape[0]
-        frames = self.length - k_count
-        return np.stack([self.tokens[k, 1 + k : 1 + k + frames] for k in range(k_count)])
+        return np.stack([self.tokens[k, 1 + k + start : 1 + k + end] for k in range(k_count)])
+
+    def complete(self, position: int) -> int:
+        """Frames complete once ``position`` is filled: every codebook has them."""
+        return max(0, min(self.length - self.tokens.shape[0], position - self.tokens.shape[0] + 1))
 
 
 @dataclass(frozen=True)
@@ -191,11 +204,12 @@ class WindowPlan:
     frames: int
     window: int
     stride: int
+    primed: int = 0  # frames of given codes that prime the first window
 
     def windows(self) -> list[tuple[int, int]]:
         """(prompt_frames, new_frames) for each window."""
-        first = min(self.frames, self.window)
-        plan = [(0, first)]
+        first = min(self.frames, self.window - self.primed)
+        plan = [(self.primed, first)]
         made = first
         prompt = self.window - self.stride
         while made < self.frames:
@@ -332,6 +346,7 @@ class MusicGenEngine:
             )
         params = self.sampling_params(request)
         params.validate(self.config.vocab_size)
+        self.prime_of(request)
         return params
 
     def default_params(self) -> dict[str, float | int]:
@@ -360,19 +375,14 @@ class MusicGenEngine:
         )
         return hidden.astype(np.float32, copy=False), mask
 
-    def generate_codes(
+    def window_plan(
         self,
-        prompt: str,
         frames: int,
-        params: SamplingParams,
-        *,
-        seed: int,
         window_frames: int | None = None,
         stride_frames: int | None = None,
-        on_progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-    ) -> np.ndarray:
-        """Sample (K, frames) EnCodec codes for ``prompt``."""
+        primed: int = 0,
+    ) -> WindowPlan:
+        """The windows of a ``frames``-long track (30 s windows, 18 s stride by default)."""
         cfg = self.config
         window = window_frames or min(
             round(DEFAULT_WINDOW_S * cfg.frame_rate), cfg.max_positions - cfg.num_codebooks
@@ -384,24 +394,105 @@ class MusicGenEngine:
             )
         if not 0 < stride <= window:
             raise UsageError(f"stride must be in 1..{window} frames (got {stride})")
-        plan = WindowPlan(frames, window, stride)
+        return WindowPlan(frames, window, stride, min(primed, window - stride))
+
+    def prime_of(self, request: TrackRequest) -> np.ndarray | None:
+        """The request's ``prime_codes`` as (K, F) codes, or None when it has none."""
+        text = request.param(PRIME_PARAM, "")
+        if not text:
+            return None
+        if not isinstance(text, str):
+            raise UsageError(f"{PRIME_PARAM} must be text (base64 codes)")
+        cfg = self.config
+        return codes_from_text(text, cfg.num_codebooks, cfg.vocab_size)
+
+    def continuation_params(self, request: TrackRequest, codes: np.ndarray) -> dict[str, str]:
+        """Params that make a next track continue this one (flow mode).
+
+        ``codes`` are the finished stream's; joined to ``request``'s own prime, their last
+        ``window - stride`` frames (12 s) prime the next track, as a long track's next window.
+        """
+        plan = self.window_plan(1)
+        prime = self.prime_of(request)
+        joined = codes if prime is None else np.concatenate([prime, codes], axis=1)
+        keep = plan.window - plan.stride
+        return {PRIME_PARAM: codes_to_text(joined[:, max(0, joined.shape[1] - keep) :])}
+
+    def generate_codes(
+        self,
+        prompt: str,
+        frames: int,
+        params: SamplingParams,
+        *,
+        seed: int,
+        window_frames: int | None = None,
+        stride_frames: int | None = None,
+        prime: np.ndarray | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> np.ndarray:
+        """Sample (K, frames) EnCodec codes for ``prompt`` (continuing ``prime`` if given)."""
+        blocks = self.iter_codes(
+            prompt,
+            frames,
+            params,
+            seed=seed,
+            window_frames=window_frames,
+            stride_frames=stride_frames,
+            prime=prime,
+            on_progress=on_progress,
+            cancel=cancel,
+        )
+        with closing(blocks):
+            return np.concatenate(list(blocks), axis=1)
+
+    def iter_codes(
+        self,
+        prompt: str,
+        frames: int,
+        params: SamplingParams,
+        *,
+        seed: int,
+        window_frames: int | None = None,
+        stride_frames: int | None = None,
+        prime: np.ndarray | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Yield the track's codes as (K, n) blocks of frames, each as soon as it is complete.
+
+        A frame is complete when the last codebook has it (K - 1 steps after the first, by the
+        delay pattern). ``prime``'s last ``window - stride`` frames prime the first window.
+        """
+        cfg = self.config
+        k_count = cfg.num_codebooks
+        history = [np.zeros((k_count, 0), dtype=np.int64)]  # the prime, then every block
+        if prime is not None:
+            history.append(np.asarray(prime, dtype=np.int64).reshape(k_count, -1))
+        plan = self.window_plan(frames, window_frames, stride_frames, history[-1].shape[1])
         hidden, mask = self.encode_text(prompt)
         if params.guidance > 1:  # unconditional rows: zero hidden states, zero mask
             hidden = np.concatenate([hidden, np.zeros_like(hidden)])
             mask = np.concatenate([mask, np.zeros_like(mask)])
         rng = np.random.default_rng(seed)
-        k_count = cfg.num_codebooks
         meter = ProgressMeter(plan.total_steps(k_count), "token", on_progress)
-        codes = np.zeros((k_count, 0), dtype=np.int64)
         try:
             for prompt_frames, new_frames in plan.windows():
-                prime = codes[:, codes.shape[1] - prompt_frames :] if prompt_frames else None
-                grid = DelayPattern(prompt_frames + new_frames, k_count, cfg.pad_token_id, prime)
-                self._fill(grid, hidden, mask, params, rng, meter, cancel)
-                codes = np.concatenate([codes, grid.codes()[:, prompt_frames:]], axis=1)
+                history = [np.concatenate(history, axis=1)]
+                prime_codes = history[0][:, -prompt_frames:] if prompt_frames else None
+                grid = DelayPattern(
+                    prompt_frames + new_frames, k_count, cfg.pad_token_id, prime_codes
+                )
+                done = prompt_frames
+                for position in self._fill(grid, hidden, mask, params, rng, meter, cancel):
+                    complete = grid.complete(position)
+                    if complete > done:
+                        block = grid.frames(done, complete)
+                        history.append(block)
+                        done = complete
+                        yield block
         finally:
-            self._decoder.release()  # the KV cache is not needed while EnCodec decodes
-        return codes
+            self._decoder.release()  # the KV cache is not needed between tracks
 
     def _fill(
         self,
@@ -412,7 +503,8 @@ class MusicGenEngine:
         rng: np.random.Generator,
         meter: ProgressMeter,
         cancel: CancelToken | None,
-    ) -> None:
+    ) -> Iterator[int]:
+        """Sample the grid's free positions one step at a time; yield each filled position."""
         copies = 2 if params.guidance > 1 else 1
         tokens = grid.tokens
         if cancel:
@@ -428,39 +520,20 @@ class MusicGenEngine:
                 logits = self._decoder.step(column)
             grid.put(position, sample_tokens(logits, params, rng))
             meter.advance()
+            yield position
 
-    def decode_codes(
-        self, codes: np.ndarray, chunk_frames: int | None = None, overlap_frames: int = 50
-    ) -> np.ndarray:
-        """EnCodec: (K, F) codes → mono float32 samples; long tracks in overlapping chunks.
-
-        Chunks are 30 s, or 10 s on the lean fast path (a 30 s decode in one piece adds
-        ~800 MB of activations for musicgen-small).
-        """
+    def decode_codes(self, codes: np.ndarray, chunk_frames: int | None = None) -> np.ndarray:
+        """EnCodec: (K, F) codes → mono float32 samples; in one piece, or incrementally in
+        ``chunk_frames`` pieces exactly as a stream decodes them."""
         if chunk_frames is None:
-            chunk_frames = 1500 if self._encodec.resident else 500
-        hop = round(self.config.sampling_rate / self.config.frame_rate)
-        frames = codes.shape[1]
-        if frames <= chunk_frames:
             return self._encodec_run(codes)
-        out = np.zeros(frames * hop, dtype=np.float32)
-        start = 0
-        fade = overlap_frames * hop
-        ramp = np.sin(np.linspace(0, np.pi / 2, fade, dtype=np.float32)) ** 2
-        while start < frames:
-            end = min(frames, start + chunk_frames)
-            chunk = self._encodec_run(codes[:, start:end])
-            s0 = start * hop
-            if start:  # crossfade the overlap with what the previous chunk wrote
-                chunk[:fade] *= ramp
-                out[s0 : s0 + fade] *= 1 - ramp
-                out[s0 : s0 + len(chunk)] += chunk
-            else:
-                out[: len(chunk)] = chunk
-            if end == frames:
-                break
-            start = end - overlap_frames
-        return out
+        with self._encodec.held():
+            return decode_in_chunks(self._encodec_run, codes, self.hop, chunk_frames)
+
+    @property
+    def hop(self) -> int:
+        """Samples per EnCodec frame."""
+        return round(self.config.sampling_rate / self.config.frame_rate)
 
     def _encodec_run(self, codes: np.ndarray) -> np.ndarray:
         (audio,) = self._encodec.run(["audio_values"], {"audio_codes": codes[None, None]})
@@ -468,26 +541,74 @@ class MusicGenEngine:
 
     # -- the Engine protocol -----------------------------------------------------------------
 
+    def stream(
+        self,
+        request: TrackRequest,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        *,
+        chunk_frames: int = CHUNK_FRAMES,
+        window_frames: int | None = None,
+        stride_frames: int | None = None,
+    ) -> MusicGenStream:
+        """Yield the track's audio in ~1 s chunks as its frames are generated.
+
+        The chunks join without a seam into :meth:`generate`'s result; the returned stream's
+        ``codes`` hold the track's (K, F) codes once it has ended (to prime a next track).
+        Cancellation raises :class:`~lofitui.errors.Cancelled` between steps; nothing more is
+        yielded after it.
+        """
+        params = self.validate(request)
+        prime = self.prime_of(request)
+        frames = self.frames_for(request.duration_s)
+        wanted = round(request.duration_s * self.sample_rate)
+
+        def run(out: MusicGenStream) -> Iterator[Audio]:
+            blocks = self.iter_codes(
+                request.prompt,
+                frames,
+                params,
+                seed=request.seed,
+                window_frames=window_frames,
+                stride_frames=stride_frames,
+                prime=prime,
+                on_progress=on_progress,
+                cancel=cancel,
+            )
+            # A prime is the previous track's tail: left context for the first chunk, not emitted.
+            decoder = EncodecStream(self._encodec_run, self.hop, chunk=chunk_frames, context=prime)
+            made: list[np.ndarray] = []
+            sent = 0
+            with ExitStack() as hold, closing(blocks):
+                for block in blocks:
+                    if not made:  # T5 has run and left memory: EnCodec stays for the track
+                        hold.enter_context(self._encodec.held())
+                    made.append(block)
+                    for chunk in decoder.push(block):
+                        if cancel:
+                            cancel.check()
+                        piece = chunk[: max(0, wanted - sent)]
+                        sent += len(piece)
+                        if len(piece):
+                            yield Audio(piece[:, None], self.sample_rate)
+                if cancel:
+                    cancel.check()
+                tail = decoder.finish()[: max(0, wanted - sent)]
+            out.codes = np.concatenate(made, axis=1)
+            if len(tail):
+                yield Audio(tail[:, None], self.sample_rate)
+
+        return MusicGenStream(run)
+
     def generate(
         self,
         request: TrackRequest,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> Audio:
-        params = self.validate(request)
-        frames = self.frames_for(request.duration_s)
-        codes = self.generate_codes(
-            request.prompt,
-            frames,
-            params,
-            seed=request.seed,
-            on_progress=on_progress,
-            cancel=cancel,
-        )
-        if cancel:
-            cancel.check()
-        samples = self.decode_codes(codes)[: round(request.duration_s * self.sample_rate)]
-        return Audio(samples[:, None], self.sample_rate)
+        """The joined :meth:`stream`."""
+        chunks = [chunk.samples for chunk in self.stream(request, on_progress, cancel)]
+        return Audio(np.concatenate(chunks), self.sample_rate)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -498,3 +619,18 @@ class MusicGenEngine:
             "decoder": self.decoder_kind + (f"-{self.fast_quant}" if self.fast_quant else ""),
             "layers": self._decoder.layout.layers,
         }
+
+
+class MusicGenStream(Iterator[Audio]):
+    """The audio chunks of one track; ``codes`` holds its (K, F) codes once it has ended."""
+
+    def __init__(self, run: Callable[[MusicGenStream], Iterator[Audio]]) -> None:
+        self.codes: np.ndarray | None = None
+        self._chunks = run(self)
+
+    def __next__(self) -> Audio:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop generating (frees the decoder's cache and EnCodec at once)."""
+        self._chunks.close()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,3 +174,17 @@ class OnDemandSession:
             return session.run(names, feed)
         finally:
             self._session = session if self.resident else None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep the session loaded for a block of runs (one track's streamed decodes)."""
+        if self.resident:
+            yield
+            return
+        self._session = self._load()
+        self.resident = True
+        try:
+            yield
+        finally:
+            self.resident = False
+            self._session = None
