@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lofitui.cli.options import EXIT_USAGE, RENDER_DURATION_S, build_parser
-from lofitui.config import Settings
+from lofitui.config import LoadedConfig, Settings, build_settings, load_config
 from lofitui.errors import LofiError
 
 EXIT_INTERRUPTED = 130
@@ -53,20 +53,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(args)
     try:
-        from lofitui.config import build_settings, load_config
-
+        settings, loaded = load_settings(given)
         if "render" in given:
-            loaded = load_config(create=False)
             for warning in loaded.warnings:
                 print(f"lofi: warning: {warning}", file=sys.stderr)
-            settings = build_settings(
-                loaded.config, given, defaults={"duration": RENDER_DURATION_S}
-            )
             return render_files(settings, given)
         from lofitui.tui.app import run_app
 
-        loaded = load_config()
-        settings = build_settings(loaded.config, given)
         return run_app(settings, warnings=loaded.warnings, config_path=loaded.path)
     except LofiError as exc:
         print(f"lofi: error: {exc}", file=sys.stderr)
@@ -74,6 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lofi: interrupted; no partial file was left behind", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def load_settings(given: Mapping[str, Any]) -> tuple[Settings, LoadedConfig]:
+    """The run's settings: the options ``given`` over config.toml (and the loaded file).
+
+    The player creates the commented config file on first run; ``--render`` only reads it, and
+    keeps its own track length (:data:`RENDER_DURATION_S`) unless ``--duration`` is given:
+    config.toml's ``duration`` is the player's.
+    """
+    render = "render" in given
+    loaded = load_config(create=not render)
+    defaults = {"duration": RENDER_DURATION_S} if render else None
+    return build_settings(loaded.config, given, defaults=defaults), loaded
 
 
 def render_files(settings: Settings, given: Mapping[str, Any]) -> int:
@@ -118,4 +124,11 @@ def render_files(settings: Settings, given: Mapping[str, Any]) -> int:
     return 0
 
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "main", "render_files"]
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "build_parser",
+    "load_settings",
+    "main",
+    "render_files",
+]

@@ -350,7 +350,10 @@ DEFAULT_MODELS: Mapping[str, str] = MappingProxyType(
 
 def default_model(engine: str) -> str:
     """The model ``engine`` uses when none is named."""
-    return DEFAULT_MODELS[engine]
+    try:
+        return DEFAULT_MODELS[engine]
+    except KeyError:
+        raise UsageError(f"engine {engine!r} has no default model: name one with --model") from None
 
 
 def find_source(source: str) -> ModelEntry | None:
