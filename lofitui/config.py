@@ -110,7 +110,8 @@ DEFAULT_CONFIG_TEXT = """\
 # "lofi.help" = "question_mark"
 # "lofi.quit" = "q"
 
-# Generation parameters per engine (the same names as `lofi --help` shows, in snake case).
+# Generation parameters per engine: the options of `lofi --help` in snake case (--top-k: top_k),
+# except keyscale (--key) and timesignature (--time-signature).
 [musicgen]
 # top_k = 250
 # temperature = 1.0
@@ -313,11 +314,6 @@ class Settings:
     params: Mapping[str, ParamValue] = field(default_factory=dict)
     offline: bool = False
     assume_yes: bool = False
-
-    @property
-    def model_label(self) -> str:
-        """The model as shown in the UI: a catalog name, or a directory's last component."""
-        return Path(self.model).name if ("/" in self.model or "\\" in self.model) else self.model
 
 
 def build_settings(
