@@ -12,11 +12,11 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
+from cli_helpers import ensure_model_asking as ensure_model
 from hubserver import FakeHub
 from rich.console import Console
 
 from lofitui.cli import prompts as consent
-from lofitui.cli.prompts import ensure_model_asking as ensure_model
 from lofitui.errors import ModelError, UsageError
 from lofitui.models import download, locate_model, store
 from lofitui.models.catalog import CATALOG, DEFAULT_MODELS, MANIFEST_NAME, entries, get_entry

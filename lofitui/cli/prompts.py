@@ -5,11 +5,9 @@ as it happens. The model domain (:mod:`lofitui.models`) takes these as callbacks
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -23,7 +21,7 @@ from rich.progress import (
 )
 from rich.prompt import Confirm
 
-from lofitui.models import ConsentCallback, ensure_model, store
+from lofitui.models import ConsentCallback, store
 from lofitui.models.download import DownloadPlan, DownloadProgress, ProgressCallback
 
 
@@ -132,27 +130,3 @@ def terminal(assume_yes: bool) -> Iterator[TerminalDownloads]:
 
 def _yes(_plan: DownloadPlan) -> bool:
     return True
-
-
-def ensure_model_asking(
-    name_or_dir: str,
-    *,
-    engine: str | None,
-    assume_yes: bool,
-    offline: bool,
-    progress: ProgressCallback | None = None,
-    revision: str | None = None,
-    cancel: threading.Event | None = None,
-) -> Path:
-    """:func:`lofitui.models.ensure_model` with consent from ``--yes`` or a terminal prompt;
-    without ``progress``, a rich bar on stderr."""
-    with terminal(assume_yes) as downloads:
-        return ensure_model(
-            name_or_dir,
-            engine=engine,
-            offline=offline,
-            consent=downloads.consent,
-            progress=progress or downloads.progress,
-            revision=revision,
-            cancel=cancel,
-        )

@@ -271,12 +271,14 @@ class Engine(Protocol):
 
 
 class EngineBase:
-    """What engine classes share: a no-op ``prepare`` and ``check`` from the declarations."""
+    """What engine classes share: a no-op ``prepare``, ``check`` from the declarations, and a
+    one-chunk ``stream`` for an engine that does not stream yet."""
 
     name: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
     min_duration_s: ClassVar[float]
     max_duration_s: ClassVar[float]
+    generate: Callable[..., Audio]  # each engine's own
 
     @classmethod
     def prepare(
@@ -305,3 +307,13 @@ class EngineBase:
             declared = cls.param(name)
             if declared is not None and value is not None:
                 declared.convert(value)
+
+    def stream(
+        self,
+        request: TrackRequest,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Audio]:
+        """The whole track as one chunk, once generated (engines that decode in chunks override
+        this to yield each one as it is ready)."""
+        yield self.generate(request, on_progress, cancel)
