@@ -1,8 +1,8 @@
 """Model formats lofi derives on the user's machine from public files (``lofi models optimize``).
 
-Today: MusicGen's fast decoder (in-place KV cache, 4-bit or int8 weights; see
-``lofitui.engines.musicgen_fast``), written next to the public ONNX files it was built from and
-reused from then on.
+Today: MusicGen's fast decoder (in-place KV cache, 4-bit or int8 weights), built by MusicGen's
+prepare step (``MusicGenEngine.prepare``), written next to the public ONNX files it was built
+from and reused from then on.
 """
 
 from __future__ import annotations
