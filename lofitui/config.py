@@ -1,25 +1,30 @@
-"""Settings: a TOML file in the platformdirs config dir, with defaults and per-key validation.
+"""Settings: ``config.toml`` (defaults, per-key validation) and the command line merged over it.
 
 The file is created on first run with every setting commented out (the defaults live here, in
 code, so a newer lofi can improve them). A bad value never stops lofi: the key is named in a
-warning and its default is used; everything else in the file still applies.
+warning and its default is used; everything else in the file still applies. Per-engine tables
+(``[musicgen]``, ``[ace-step]``) take the parameters the engines declare.
 
-Read once at start-up (:func:`load_config`) and reached through :data:`CONFIG` afterwards.
+Read once at start-up (:func:`load_config`); :func:`build_settings` then lays the options given
+on the command line over it, and the one :class:`Settings` it returns is handed to the front-end.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from lofitui import paths
 from lofitui.atomic import write_bytes_atomic
-
-DEVICES = ("auto", "cuda", "coreml", "cpu")
+from lofitui.devices import DEVICE_CHOICES
+from lofitui.engines.base import Param, ParamValue
+from lofitui.engines.registry import ENGINES, engine_class, engine_params
+from lofitui.errors import UsageError
+from lofitui.models.catalog import default_model
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class Config:
         "ambient chillhop, dreamy guitar, tape hiss, slow tempo",
     )
     engine: str = "musicgen"
-    model: str = "musicgen-small"
+    model: str | None = None  # None: the engine's default model (catalog.DEFAULT_MODELS)
     device: str = "auto"
     threads: int = 0
     duration: float = 30.0
@@ -42,6 +47,8 @@ class Config:
     volume: float = 0.8
     theme: str = "lofi"
     keymap: dict[str, str] = field(default_factory=dict)
+    # Per-engine tables: engine name -> {param name: value}, checked against the declarations.
+    engine_params: dict[str, dict[str, ParamValue]] = field(default_factory=dict)
 
     @property
     def prompt(self) -> str:
@@ -52,9 +59,9 @@ class Config:
 # (type check, human description) per key; ranges are checked in _check.
 _KINDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "prompts": (list, "a list of strings"),
-    "engine": (str, "a string"),
+    "engine": (str, f"one of {', '.join(ENGINES)}"),
     "model": (str, "a string"),
-    "device": (str, f"one of {', '.join(DEVICES)}"),
+    "device": (str, f"one of {', '.join(DEVICE_CHOICES)}"),
     "threads": (int, "an integer >= 0"),
     "duration": ((int, float), "a number of seconds between 1 and 300"),
     "lookahead": (int, "an integer between 1 and 8"),
@@ -77,7 +84,8 @@ DEFAULT_CONFIG_TEXT = """\
 # ]
 
 # engine = "musicgen"        # musicgen or ace-step
-# model = "musicgen-small"   # a catalog name (`lofi models list`) or a model directory
+# model = "musicgen-small"   # a catalog name (`lofi models list`) or a model directory;
+#                            # unset: the engine's default (ace-step: ace-step-turbo)
 # device = "auto"            # auto, cuda, coreml or cpu
 # threads = 0                # CPU threads for inference (0 = ONNX Runtime decides)
 # duration = 30.0            # seconds per track
@@ -101,9 +109,23 @@ DEFAULT_CONFIG_TEXT = """\
 # "lofi.theme" = "t"
 # "lofi.help" = "question_mark"
 # "lofi.quit" = "q"
-"""
 
-CONFIG: ContextVar[Config | None] = ContextVar("lofi_config", default=None)
+# Generation parameters per engine: the options of `lofi --help` in snake case (--top-k: top_k),
+# except keyscale (--key) and timesignature (--time-signature).
+[musicgen]
+# top_k = 250
+# temperature = 1.0
+# guidance = 3.0
+
+[ace-step]
+# steps = 8                  # the model's own default: turbo 8, base 32
+# guidance = 7.0             # base models; turbo ignores it
+# shift = 3.0
+# scheduler = "euler"        # euler, heun or pingpong
+# bpm = 90
+# keyscale = "A minor"
+# timesignature = "4"
+"""
 
 
 @dataclass(frozen=True)
@@ -150,7 +172,13 @@ def parse_config(data: dict[str, Any], *, source: str = "config.toml") -> tuple[
     values: dict[str, Any] = {}
     warnings: list[str] = []
     for key, value in data.items():
-        if key not in known:
+        if key in ENGINES and isinstance(value, dict):
+            table, problems = _check_engine_table(key, value)
+            if table:
+                values.setdefault("engine_params", {})[key] = table
+            warnings.extend(f"{source}: [{key}] {p}" for p in problems)
+            continue
+        if key not in known or key == "engine_params":
             warnings.append(f"{source}: unknown key {key!r} (ignored)")
             continue
         problem = _check(key, value)
@@ -175,8 +203,10 @@ def _check(key: str, value: Any) -> str | None:
         ok = bool(value) and all(isinstance(p, str) and p.strip() for p in value)
         describe = "a non-empty list of non-empty strings"
     elif key == "device":
-        ok = value.lower() in DEVICES
-    elif key in ("engine", "model", "theme"):
+        ok = value.lower() in DEVICE_CHOICES
+    elif key == "engine":
+        ok = value.strip() in ENGINES
+    elif key in ("model", "theme"):
         ok = bool(value.strip())
     elif key == "threads":
         ok = value >= 0
@@ -203,6 +233,23 @@ def _normalise(key: str, value: Any) -> Any:
     if isinstance(value, str):
         return value.strip()
     return value
+
+
+def _check_engine_table(engine: str, table: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Keep the entries of an engine's table that it declares and that pass its checks."""
+    declared = {p.name: p for p in engine_class(engine).params}
+    kept: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, value in table.items():
+        param = declared.get(name)
+        if param is None:
+            problems.append(f"unknown key {name!r} (known: {', '.join(declared)}; ignored)")
+            continue
+        try:
+            kept[name] = param.convert(value)
+        except UsageError as exc:
+            problems.append(f"{exc}; using the default")
+    return kept, problems
 
 
 _KEY_RE = re.compile(r"^[a-z0-9_+]+(,[a-z0-9_+]+)*$")
@@ -244,6 +291,97 @@ def _check_keymap(table: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
         for key in keys:
             owner.setdefault(key, binding_id)
     return keymap, problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What this run uses: config.toml with the options given on the command line laid over it."""
+
+    prompt: str
+    prompts: tuple[str, ...]
+    engine: str
+    model: str
+    # No defaults here: Config holds them and build_settings copies every one.
+    device: str
+    threads: int
+    duration: float
+    lookahead: int
+    crossfade: float
+    cache_max_gb: float
+    volume: float
+    theme: str
+    keymap: Mapping[str, str]
+    params: Mapping[str, ParamValue] = field(default_factory=dict)
+    offline: bool = False
+    assume_yes: bool = False
+
+
+def build_settings(
+    config: Config,
+    given: Mapping[str, Any],
+    *,
+    defaults: Mapping[str, Any] | None = None,
+) -> Settings:
+    """The run's settings: ``given`` (options on the command line, absent when not given) over
+    ``defaults`` (a front-end's own, e.g. --render's track length) over ``config``.
+
+    ``given`` holds general options by name (engine, model, device, threads, duration, offline,
+    yes) and engine parameters by their declared names. A parameter the chosen engine does not
+    take, or a bad value, is a UsageError naming the option.
+    """
+    laid = {**(defaults or {}), **given}
+    engine = str(laid.get("engine", config.engine))
+    cls = engine_class(engine)  # an unknown engine is refused here, naming the choices
+    if "model" in laid:
+        model = str(laid["model"])
+    elif config.model and engine == config.engine:
+        model = config.model
+    else:
+        model = default_model(engine)
+    params = {**config.engine_params.get(engine, {}), **_given_params(cls.params, given)}
+    values: dict[str, Any] = {
+        "prompt": config.prompt,
+        "prompts": config.prompts,
+        "engine": engine,
+        "model": model,
+        "device": str(laid.get("device", config.device)),
+        "threads": int(laid.get("threads", config.threads)),
+        "duration": float(laid.get("duration", config.duration)),
+        "lookahead": config.lookahead,
+        "crossfade": config.crossfade,
+        "cache_max_gb": config.cache_max_gb,
+        "volume": config.volume,
+        "theme": config.theme,
+        "keymap": dict(config.keymap),
+        "params": params,
+        "offline": bool(laid.get("offline", False)),
+        "assume_yes": bool(laid.get("yes", False)),
+    }
+    if values["threads"] < 0:
+        raise UsageError(f"threads must be >= 0 (got {values['threads']})")
+    return Settings(**values)
+
+
+def _given_params(declared: tuple[Param, ...], given: Mapping[str, Any]) -> dict[str, ParamValue]:
+    """The engine parameters in ``given``, normalised; another engine's are refused."""
+    own = {p.name: p for p in declared}
+    foreign: list[str] = []
+    owners: list[str] = []
+    for other, params in engine_params().items():
+        for p in params:
+            if p.name in given and p.name not in own and p.flag and p.flag not in foreign:
+                foreign.append(p.flag)
+                if other not in owners:
+                    owners.append(other)
+    if foreign:
+        verb = "applies" if len(foreign) == 1 else "apply"
+        where = " or ".join(f"--engine {name}" for name in owners)
+        raise UsageError(f"{', '.join(foreign)} only {verb} to {where}")
+    return {
+        name: param.convert(given[name])
+        for name, param in own.items()
+        if name in given and given[name] is not None
+    }
 
 
 def save_setting(key: str, value: str | float | int, path: Path | None = None) -> None:

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lofitui.cli import prompts
+from lofitui.models import ensure_model
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -38,3 +41,15 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lofi: error: "), result.stderr
     return lines[0]
+
+
+def ensure_model_asking(
+    name_or_dir: str, *, engine: str | None, assume_yes: bool, offline: bool, **kwargs
+) -> Path:
+    """``ensure_model`` as a ``lofi`` command calls it: consent from ``--yes`` or the terminal
+    prompt, progress as the rich bar on stderr unless ``progress`` is given."""
+    with prompts.terminal(assume_yes) as downloads:
+        kwargs.setdefault("progress", downloads.progress)
+        return ensure_model(
+            name_or_dir, engine=engine, offline=offline, consent=downloads.consent, **kwargs
+        )

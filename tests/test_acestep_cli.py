@@ -13,13 +13,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cli_helpers import ensure_model_asking as ensure_model
 from cli_helpers import one_error_line, run_lofi
 from hubserver import FakeHub
 
 from lofitui.audio.wav import read_wav
+from lofitui.cli import export as export_cmd
+from lofitui.cli import models as commands
 from lofitui.errors import ModelError
-from lofitui.models import catalog, commands, ensure_model, locate_model, store
-from lofitui.models import export as export_cmd
+from lofitui.models import catalog, locate_model, store
 
 ROOT = Path(__file__).resolve().parent.parent
 TURBO = ROOT / "tests" / "fixtures" / "acestep-tiny" / "turbo"

@@ -12,12 +12,14 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
+from cli_helpers import ensure_model_asking as ensure_model
 from hubserver import FakeHub
 from rich.console import Console
 
+from lofitui.cli import prompts as consent
 from lofitui.errors import ModelError, UsageError
-from lofitui.models import consent, download, ensure_model, locate_model, store
-from lofitui.models.catalog import CATALOG, DEFAULT_MODEL, MANIFEST_NAME, entries, get_entry
+from lofitui.models import download, locate_model, store
+from lofitui.models.catalog import CATALOG, DEFAULT_MODELS, MANIFEST_NAME, entries, get_entry
 
 REPO = "gabotechs/music_gen"
 BIG = "small_fp32/decoder_model.onnx"  # the file the fault tests break: 3 MB, several chunks
@@ -70,7 +72,7 @@ def no_network(monkeypatch):
 
 
 def test_catalog_entries_are_complete_and_consistent():
-    assert DEFAULT_MODEL in CATALOG
+    assert DEFAULT_MODELS["musicgen"] in CATALOG
     assert {"musicgen-small", "musicgen-small-fp16", "musicgen-medium", "musicgen-large"} <= set(
         CATALOG
     )
@@ -381,7 +383,7 @@ def test_two_downloads_of_one_model_do_not_interleave(hub):
 
 
 def test_verify_finds_and_deletes_a_damaged_file(hub, capsys):
-    from lofitui.models.commands import main
+    from lofitui.cli.models import main
 
     directory = fetch()
     assert main(["verify", "musicgen-small"]) == 0

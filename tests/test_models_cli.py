@@ -22,9 +22,7 @@ def lofi_models(*args: str, stdin: str | None = None) -> subprocess.CompletedPro
     # addressed to 127.0.0.1 goes to a dead proxy, not the internet.
     proxy = "http://127.0.0.1:9"
     env = {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "ALL_PROXY": proxy}
-    return run_lofi(
-        *args, env={**env, "HF_HUB_DISABLE_TELEMETRY": "1"}, stdin=stdin, module="lofitui.models"
-    )
+    return run_lofi("models", *args, env={**env, "HF_HUB_DISABLE_TELEMETRY": "1"}, stdin=stdin)
 
 
 @pytest.fixture

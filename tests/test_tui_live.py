@@ -22,7 +22,7 @@ from musicgen_fixture import require_fixture
 from textual import events
 
 from lofitui.cli import build_parser
-from lofitui.config import Config
+from lofitui.config import Config, build_settings
 from lofitui.tui import backend as backend_module
 from lofitui.tui.app import create_app
 from lofitui.tui.history import PromptHistory
@@ -42,7 +42,8 @@ async def wait_for(predicate, timeout: float = 20.0, step: float = 0.02) -> None
 async def test_real_pipeline_plays_and_keys_stay_responsive(tui_env, monkeypatch):
     monkeypatch.setattr(backend_module, "open_player", lambda _: (None, "test: no audio device"))
     args = build_parser().parse_args(["--model", str(require_fixture()), "--duration", "3"])
-    app = create_app(args, config=Config(lookahead=1), history=PromptHistory())
+    settings = build_settings(Config(lookahead=1), vars(args))
+    app = create_app(settings, history=PromptHistory())
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(lambda: app.query_one(NowPlayingView).job is not None)
         assert app.query_one(StatusBar).state in ("playing", "tuning in")

@@ -11,6 +11,7 @@ CROSS_KV = "decoder_cross_kv.onnx"
 # Preference order when several were built: int8 is as fast as 4-bit on a 2-core AVX2 CPU
 # (weight traffic is no longer the only bound once the cache stays in place) and 7x closer to fp32.
 FAST_QUANTS = ("int8", "q4", "fp32")
+DEFAULT_FAST_QUANT = "int8"
 
 # ACE-Step: the model directory written by convert.acestep, described by its config file.
 ACESTEP_CONFIG_NAME = "acestep.json"

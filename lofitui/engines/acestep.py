@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ from lofitui.convert.formats import ACESTEP_CONFIG_NAME, ACESTEP_FORMAT
 from lofitui.engines.acestep_text import AceStepTokenizer, caption_text, lyric_text
 from lofitui.engines.base import (
     CancelToken,
+    EngineBase,
+    Param,
     ProgressCallback,
     ProgressMeter,
     TrackRequest,
@@ -59,6 +62,89 @@ TARGET_PEAK = 10.0 ** (-1.0 / 20.0)
 # the largest activation of the full-size decoder near 160 MB (one pass over 60 s: ~1.5 GB).
 TILE_FRAMES = 128
 TILE_OVERLAP = 16
+SCHEDULERS = ("euler", "heun", "pingpong")
+_KEY_RE = re.compile(r"^([A-Ga-g])\s*([#♯b♭]?)\s*(major|minor|maj|min)$", re.IGNORECASE)
+
+
+def key_scale(text: str) -> str:
+    """'a minor', 'F#maj', 'Bb Major' -> 'A minor', 'F# major', 'Bb major' (the model's form)."""
+    match = _KEY_RE.match(text.strip())
+    if match is None:
+        raise UsageError(f"--key {text!r}: use a note A-G, an optional # or b, and major or minor")
+    note, accidental, scale = match.groups()
+    accidental = {"♯": "#", "♭": "b"}.get(accidental, accidental)
+    scale = "major" if scale.lower().startswith("maj") else "minor"
+    return f"{note.upper()}{accidental} {scale}"
+
+
+def time_signature(text: str) -> str:
+    """'4', '4/4', '6/8' -> the beats per bar the model was trained with ('4', '6')."""
+    beats = text.strip().split("/", 1)[0].strip()
+    if beats not in ("2", "3", "4", "6"):
+        raise UsageError(f"--time-signature {text!r}: use 2, 3, 4 or 6 beats per bar (or 3/4...)")
+    return beats
+
+
+PARAMS = (
+    Param("lyrics", str, "song lyrics (default: instrumental)", "--lyrics", "TEXT"),
+    Param("bpm", int, "tempo in beats per minute", "--bpm", "N", minimum=1, maximum=400),
+    Param(
+        "keyscale",
+        str,
+        "key and scale, e.g. 'A minor' or 'F# major'",
+        "--key",
+        "KEY",
+        normalise=key_scale,
+    ),
+    Param(
+        "timesignature",
+        str,
+        "beats per bar: 2, 3, 4 or 6 (4/4 and 6/8 work too)",
+        "--time-signature",
+        "N",
+        normalise=time_signature,
+    ),
+    Param(
+        "steps",
+        int,
+        "diffusion steps (turbo default 8, base 32)",
+        "--steps",
+        "N",
+        minimum=1,
+        maximum=200,
+    ),
+    Param(
+        "shift",
+        float,
+        "schedule shift (default 3)",
+        "--shift",
+        "S",
+        default=3.0,
+        minimum=0,
+        maximum=100,
+        above=True,
+    ),
+    Param(
+        "scheduler",
+        str,
+        "flow-matching sampler (default euler)",
+        "--scheduler",
+        default="euler",
+        choices=SCHEDULERS,
+    ),
+    Param(
+        "guidance",
+        float,
+        "guidance scale (base default 7; turbo ignores it)",
+        "--guidance",
+        "G",
+        minimum=0,
+    ),
+    Param("language", str, "lyrics language code (default en)", default="en"),
+    Param("guidance_mode", str, "how guidance mixes", default="apg", choices=GUIDANCE_MODES),
+    Param("cfg_start", float, "where guidance starts (0-1)", default=0.0, minimum=0, maximum=1),
+    Param("cfg_end", float, "where guidance ends (0-1)", default=1.0, minimum=0, maximum=1),
+)
 
 IO = {
     "text_encoder": (
@@ -199,10 +285,12 @@ def scale_to_peak(audio: np.ndarray, peak: float) -> np.ndarray:
     return audio
 
 
-class AceStepEngine:
+class AceStepEngine(EngineBase):
     """A loaded ACE-Step 1.5 model (turbo, base or SFT) that follows the Engine protocol."""
 
     name = ENGINE_NAME
+    title = "ACE-Step (--engine ace-step; 5 to 240 s per track, 48 kHz stereo)"
+    params = PARAMS
     channels = 2
     min_duration_s = MIN_DURATION_S
     max_duration_s = MAX_DURATION_S
@@ -229,7 +317,7 @@ class AceStepEngine:
         self.latent_channels = int(config["latent_channels"])
         self.timbre_frames = int(config.get("timbre_frames", 750))
         self.is_turbo = bool(config.get("is_turbo", False))
-        self.defaults = dict(config.get("defaults", {}))
+        self.model_defaults = dict(config.get("defaults", {}))
 
     @classmethod
     def load(cls, model_dir: Path, options: RuntimeOptions) -> AceStepEngine:
@@ -254,6 +342,16 @@ class AceStepEngine:
 
     # -- Engine protocol ---------------------------------------------------------------------
 
+    @classmethod
+    def check(cls, request: TrackRequest) -> None:
+        """The declared bounds, then every setting a generation reads (no weights needed)."""
+        super().check(request)
+        AceStepSettings.from_request(request, {})
+
+    def defaults(self) -> dict[str, Any]:
+        """The model's own defaults (turbo: 8 steps, no guidance; base: 32 steps, guidance 7)."""
+        return dict(self.model_defaults)
+
     def describe(self) -> dict[str, Any]:
         """What ran, for sidecar metadata: engine, model, device, variant."""
         transformer = self.sessions["transformer"]
@@ -273,7 +371,7 @@ class AceStepEngine:
                 f"ACE-Step generates {self.min_duration_s:g} to {self.max_duration_s:g} seconds "
                 f"(got a duration of {duration:g})"
             )
-        return AceStepSettings.from_request(request, self.defaults)
+        return AceStepSettings.from_request(request, self.model_defaults)
 
     def generate(
         self,

@@ -1,20 +1,105 @@
-"""What every engine shares: the request, the audio it returns, progress and cancellation."""
+"""What every engine shares: the contract, its parameter declarations, the request, progress and
+cancellation.
+
+An engine is a class. Without any weights it declares its parameters (:class:`Param`), its
+duration range and how to prepare a model directory (``prepare``), and checks a request
+(``check``); ``load`` then gives an instance that reads its model's ``defaults()``, ``describe``s
+itself and turns requests into audio (``generate``, or chunk by chunk with ``stream``).
+Front-ends build options from the declarations; none of them names an engine's parameters.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from lofitui.audio.types import Audio
-from lofitui.errors import Cancelled
+from lofitui.errors import Cancelled, UsageError
+
+if TYPE_CHECKING:
+    from lofitui.engines.runtime import RuntimeOptions
 
 ParamValue = int | float | str | bool | None
+StageCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One generation parameter an engine takes: how it is named, typed, bounded and documented.
+
+    ``name`` is the key in ``TrackRequest.params`` and in the engine's config table; ``flag``
+    the command-line option (None: config.toml and requests only). ``default`` is the documented
+    default (None: the model decides, or unset). ``normalise`` turns accepted spellings into the
+    model's form (it may raise UsageError). Bounds are inclusive unless ``above`` (> minimum).
+    """
+
+    name: str
+    type: type
+    help: str
+    flag: str | None = None
+    metavar: str | None = None
+    default: ParamValue = None
+    minimum: float | None = None
+    maximum: float | None = None
+    above: bool = False
+    choices: tuple[str, ...] | None = None
+    normalise: Callable[[str], ParamValue] | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name it: the flag without its dashes (``top-k``, ``steps``)."""
+        return self.flag.lstrip("-") if self.flag else self.name
+
+    def convert(self, value: Any) -> ParamValue:
+        """``value`` (from the command line, config.toml or a request) checked and normalised."""
+        if self.type is str:
+            if not isinstance(value, str):
+                raise UsageError(f"{self.label} must be text (got {value!r})")
+            value = self.normalise(value) if self.normalise else value
+        else:
+            value = self._number(value)
+        if self.choices is not None and value not in self.choices:
+            raise UsageError(
+                f"{self.label} must be one of {', '.join(self.choices)} (got {value!r})"
+            )
+        self._check_range(value)
+        return value
+
+    def _number(self, value: Any) -> int | float:
+        what = "a whole number" if self.type is int else "a number"
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise UsageError(f"{self.label} must be {what} (got {value!r})")
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"{self.label} must be {what} (got {value!r})") from None
+        if not math.isfinite(number) or (self.type is int and not number.is_integer()):
+            raise UsageError(f"{self.label} must be {what} (got {value!r})")
+        return int(number) if self.type is int else number
+
+    def _check_range(self, value: ParamValue) -> None:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return
+        lo, hi = self.minimum, self.maximum
+        low = lo is not None and (value <= lo if self.above else value < lo)
+        high = hi is not None and value > hi
+        if not (low or high):
+            return
+        if lo is not None and hi is not None and not self.above:
+            bound = f"between {lo:g} and {hi:g}"
+        elif low:
+            bound = f"{'>' if self.above else '>='} {lo:g}"
+        else:
+            bound = f"<= {hi:g}"
+        raise UsageError(f"{self.label} must be {bound} (got {value:g})")
 
 
 @dataclass(frozen=True)
@@ -122,17 +207,48 @@ class ProgressMeter:
 
 @runtime_checkable
 class Engine(Protocol):
-    """A loaded model that turns requests into audio. Knows nothing of UI, cache or player."""
+    """A model that turns requests into audio. Knows nothing of UI, cache, player or downloads.
 
-    name: str
+    Class-level (no weights): ``name``, ``title`` (its option group), ``params``, the duration
+    range, ``prepare``, ``check`` and ``load``. Instance-level: the rest.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]]
+    min_duration_s: ClassVar[float]
+    max_duration_s: ClassVar[float]
     model_name: str
     sample_rate: int
     channels: int
-    min_duration_s: float
-    max_duration_s: float
+
+    @classmethod
+    def prepare(
+        cls, model_dir: Path, options: RuntimeOptions, on_stage: StageCallback
+    ) -> Path | None:
+        """Make ``model_dir`` ready to load on ``options``' device (once; no-op by default)."""
+        ...
+
+    @classmethod
+    def load(cls, model_dir: Path, options: RuntimeOptions) -> Engine:
+        """Open the model's sessions (seconds): a ready engine."""
+        ...
+
+    @classmethod
+    def check(cls, request: TrackRequest) -> None:
+        """Raise UsageError if ``request`` is out of the engine's bounds; needs no weights."""
+        ...
+
+    def defaults(self) -> dict[str, ParamValue]:
+        """The loaded model's value of every parameter a request may leave out."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What runs, in a few fields (engine, model, device, dtype...), for sidecars and logs."""
+        ...
 
     def validate(self, request: TrackRequest) -> object:
-        """Raise UsageError if this engine cannot generate ``request`` (checked before work)."""
+        """``check`` plus what needs the model (e.g. top-k within the vocabulary)."""
         ...
 
     def generate(
@@ -143,3 +259,61 @@ class Engine(Protocol):
     ) -> Audio:
         """Generate the request's audio; raises Cancelled if ``cancel`` fires between steps."""
         ...
+
+    def stream(
+        self,
+        request: TrackRequest,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Audio]:
+        """The request's audio as consecutive chunks, each ready as soon as it is decoded."""
+        ...
+
+
+class EngineBase:
+    """What engine classes share: a no-op ``prepare``, ``check`` from the declarations, and a
+    one-chunk ``stream`` for an engine that does not stream yet."""
+
+    name: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    min_duration_s: ClassVar[float]
+    max_duration_s: ClassVar[float]
+    generate: Callable[..., Audio]  # each engine's own
+
+    @classmethod
+    def prepare(
+        cls, model_dir: Path, options: RuntimeOptions, on_stage: StageCallback
+    ) -> Path | None:
+        """Nothing to prepare: the model directory loads as it is."""
+        return None
+
+    @classmethod
+    def param(cls, name: str) -> Param | None:
+        return next((p for p in cls.params if p.name == name), None)
+
+    @classmethod
+    def check(cls, request: TrackRequest) -> None:
+        """Duration in range, no parameter this engine does not take, each one within bounds."""
+        d = request.duration_s
+        if not (math.isfinite(d) and cls.min_duration_s <= d <= cls.max_duration_s):
+            raise UsageError(
+                f"duration must be between {cls.min_duration_s:g} and {cls.max_duration_s:g} "
+                f"seconds for {cls.name} (got {d:g})"
+            )
+        foreign = [name for name in request.params if cls.param(name) is None]
+        if foreign:
+            raise UsageError(f"{cls.name} does not take {', '.join(foreign)}")
+        for name, value in request.params.items():
+            declared = cls.param(name)
+            if declared is not None and value is not None:
+                declared.convert(value)
+
+    def stream(
+        self,
+        request: TrackRequest,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Audio]:
+        """The whole track as one chunk, once generated (engines that decode in chunks override
+        this to yield each one as it is ready)."""
+        yield self.generate(request, on_progress, cancel)

@@ -22,10 +22,14 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from lofitui.audio.types import Audio
+from lofitui.convert.formats import DEFAULT_FAST_QUANT, FAST_QUANTS
 from lofitui.engines.base import (
     CancelToken,
+    EngineBase,
+    Param,
     ProgressCallback,
     ProgressMeter,
+    StageCallback,
     TrackRequest,
 )
 from lofitui.engines.encodec_stream import CHUNK_FRAMES, EncodecStream, decode_in_chunks
@@ -35,10 +39,11 @@ from lofitui.engines.musicgen_decoder import (
     MergedDecoder,
     SplitDecoder,
 )
-from lofitui.engines.musicgen_files import FAST_QUANTS, MusicGenFiles
+from lofitui.engines.musicgen_files import MusicGenFiles
 from lofitui.engines.musicgen_prime import PRIME_PARAM, codes_from_text, codes_to_text
 from lofitui.engines.runtime import OnDemandSession, RuntimeOptions, active_device
 from lofitui.errors import ModelError, UsageError
+from lofitui.paths import models_dir
 
 MAX_DURATION_S = 600.0  # 10 minutes: windowed continuation keeps cost linear
 MIN_DURATION_S = 1.0
@@ -51,6 +56,38 @@ DEFAULT_GUIDANCE = 3.0
 # audiocraft's long-form defaults: 30 s windows that advance by 18 s (12 s of codes as prompt).
 DEFAULT_WINDOW_S = 30.0
 DEFAULT_STRIDE_S = 18.0
+
+PARAMS = (
+    Param(
+        "top_k",
+        int,
+        "top-k (1 = greedy; default 250)",
+        "--top-k",
+        "K",
+        default=DEFAULT_TOP_K,
+        minimum=1,
+    ),
+    Param(
+        "temperature",
+        float,
+        "default 1.0",
+        "--temperature",
+        "T",
+        default=DEFAULT_TEMPERATURE,
+        minimum=0,
+        above=True,
+    ),
+    Param(
+        "guidance",
+        float,
+        "guidance scale, both engines (MusicGen: default 3, 1 disables; ACE-Step base: "
+        "default 7; turbo ignores it)",
+        "--guidance",
+        "G",
+        default=DEFAULT_GUIDANCE,
+        minimum=1,
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -223,10 +260,12 @@ class WindowPlan:
         return sum(new + num_codebooks - 1 for _, new in self.windows())
 
 
-class MusicGenEngine:
+class MusicGenEngine(EngineBase):
     """A loaded MusicGen export. Thread-compatible: one generation at a time per instance."""
 
     name = "musicgen"
+    title = "sampling (MusicGen)"
+    params = PARAMS
     channels = 1
     min_duration_s = MIN_DURATION_S
     max_duration_s = MAX_DURATION_S
@@ -317,6 +356,58 @@ class MusicGenEngine:
         return "split" if files.has_split else "merged"
 
     @classmethod
+    def prepare(
+        cls,
+        model_dir: Path,
+        options: RuntimeOptions,
+        on_stage: StageCallback,
+        *,
+        quant: str | None = None,
+    ) -> Path | None:
+        """Build (once) the fast CPU decoder; returns it, or None where it does not apply.
+
+        With ``quant`` (``lofi models optimize``) it is built for any MusicGen directory.
+        Without, only on the first CPU run of a model in lofi's models directory: directories
+        the user passed with ``--model`` are never written to unasked, and a model the builder
+        does not understand keeps the exact path.
+        """
+        if quant is not None:
+            return cls._build_fast(Path(model_dir), quant, on_stage)
+        model_dir = Path(model_dir)
+        if options.providers()[0] != "CPUExecutionProvider":
+            return None
+        if models_dir().resolve() not in model_dir.resolve().parents:
+            return None
+        files = MusicGenFiles.find(model_dir)
+        if files.fast and files.cross_kv is not None:
+            return next(iter(files.fast.values()))
+        on_stage(f"building the fast CPU decoder for {model_dir.name} (once)")
+        try:
+            return cls._build_fast(model_dir, DEFAULT_FAST_QUANT, on_stage)
+        except ModelError as exc:
+            on_stage(f"keeping the exact decoder: {exc}")
+            return None
+
+    @staticmethod
+    def _build_fast(model_dir: Path, quant: str, on_stage: StageCallback | None) -> Path:
+        from lofitui.convert.musicgen_fast import build_fast_decoder  # needs onnx: lazily
+
+        if quant not in FAST_QUANTS:
+            raise UsageError(f"unknown quantization {quant!r} (choose {', '.join(FAST_QUANTS)})")
+        files = MusicGenFiles.find(model_dir)
+        if quant in files.fast and files.cross_kv is not None:
+            return files.fast[quant]
+        config = MusicGenConfig.from_files(files)
+        return build_fast_decoder(
+            files.exact_source,
+            files.onnx_dir,
+            heads=config.heads,
+            max_positions=config.max_positions,
+            quant=quant,
+            on_stage=on_stage,
+        )
+
+    @classmethod
     def load(
         cls,
         model_dir: Path,
@@ -349,7 +440,7 @@ class MusicGenEngine:
         self.prime_of(request)
         return params
 
-    def default_params(self) -> dict[str, float | int]:
+    def defaults(self) -> dict[str, float | int]:
         """The sampling parameters a request gets when it names none (from the model files)."""
         cfg = self.config
         return {"top_k": cfg.top_k, "temperature": cfg.temperature, "guidance": cfg.guidance}

@@ -1,13 +1,20 @@
-"""Engine names → engine classes, imported lazily so one engine's deps never slow another."""
+"""Engine names → engine classes, imported lazily so one engine's deps never slow another.
+
+The one list of engines: the CLI builds its option groups and config.toml its per-engine tables
+from the classes' declared ``params``; adding an engine is one line here.
+"""
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lofitui.engines.base import Engine
-from lofitui.engines.runtime import RuntimeOptions
+from lofitui.engines.base import Engine, Param
 from lofitui.errors import UsageError
+
+if TYPE_CHECKING:
+    from lofitui.engines.runtime import RuntimeOptions
 
 ENGINES: dict[str, str] = {
     "musicgen": "lofitui.engines.musicgen:MusicGenEngine",
@@ -15,12 +22,18 @@ ENGINES: dict[str, str] = {
 }
 
 
-def engine_class(name: str) -> type:
+def engine_class(name: str) -> type[Engine]:
+    """The class of the engine called ``name`` (UsageError naming the choices if unknown)."""
     try:
         module, _, attr = ENGINES[name].partition(":")
     except KeyError:
         raise UsageError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}") from None
     return getattr(importlib.import_module(module), attr)
+
+
+def engine_params() -> dict[str, tuple[Param, ...]]:
+    """Every engine's declared parameters, by engine name, in registry order."""
+    return {name: engine_class(name).params for name in ENGINES}
 
 
 def load_engine(
@@ -31,8 +44,9 @@ def load_engine(
     model_name: str | None = None,
 ) -> Engine:
     """Load ``model_dir`` with the engine called ``name`` (sessions are created here)."""
-    cls = engine_class(name)
-    engine = cls.load(Path(model_dir), options or RuntimeOptions())
+    from lofitui.engines.runtime import RuntimeOptions
+
+    engine = engine_class(name).load(Path(model_dir), options or RuntimeOptions())
     if model_name:
         engine.model_name = model_name
     return engine

@@ -11,15 +11,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from lofitui.devices import DEVICE_CHOICES, DEVICE_PROVIDERS
 from lofitui.errors import DeviceError, ModelError
-
-# Preference order for "auto": the fastest provider that this onnxruntime build offers.
-DEVICES: dict[str, str] = {
-    "cuda": "CUDAExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
-DEVICE_CHOICES = ("auto", *DEVICES)
 
 _INSTALL_HINT = {
     "cuda": "install the CUDA build: pip uninstall onnxruntime && pip install 'lofitui[cuda]'",
@@ -48,7 +41,7 @@ class RuntimeOptions:
 
 def available_devices() -> list[str]:
     offered = set(ort.get_available_providers())
-    return [name for name, provider in DEVICES.items() if provider in offered]
+    return [name for name, provider in DEVICE_PROVIDERS.items() if provider in offered]
 
 
 def resolve_providers(device: str = "auto") -> list[str]:
@@ -58,9 +51,9 @@ def resolve_providers(device: str = "auto") -> list[str]:
         raise DeviceError(f"unknown device {device!r}: choose one of {', '.join(DEVICE_CHOICES)}")
     offered = ort.get_available_providers()
     if device == "auto":
-        chosen = [p for p in DEVICES.values() if p in offered]
+        chosen = [p for p in DEVICE_PROVIDERS.values() if p in offered]
         return chosen or ["CPUExecutionProvider"]
-    provider = DEVICES[device]
+    provider = DEVICE_PROVIDERS[device]
     if provider not in offered:
         hint = _INSTALL_HINT.get(device, "")
         raise DeviceError(
@@ -135,7 +128,7 @@ def active_device(session: ort.InferenceSession | OnDemandSession) -> str:
     provider = (
         session.providers if isinstance(session, OnDemandSession) else session.get_providers()
     )[0]
-    return next((name for name, p in DEVICES.items() if p == provider), provider)
+    return next((name for name, p in DEVICE_PROVIDERS.items() if p == provider), provider)
 
 
 class OnDemandSession:

@@ -1,50 +1,74 @@
 """Models: which ones lofi knows, where they live, and getting them onto disk with consent.
 
 - ``locate_model(model)``: a directory or catalog name → local directory; never any network.
-- ``ensure_model(...)``: the same, but downloads (after a yes) what is not installed yet.
-- ``lofitui.models.commands.main``: ``lofi models list | download | export | remove | path |
-  verify``.
+- ``ensure_model(...)``: the same, but downloads what is not installed yet once ``consent``
+  (a callback the front-end supplies: a terminal prompt, a dialog, ``--yes``) says yes.
+
+Nothing here asks on a terminal or draws progress: the front-ends (``lofitui.cli``, the app)
+pass those in. ``lofi models ...`` lives in :mod:`lofitui.cli.models`.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lofitui.errors import ModelError, UsageError
 from lofitui.models import catalog, store
-from lofitui.models.catalog import CATALOG, DEFAULT_MODEL, ModelEntry, ModelFile, get_entry
+from lofitui.models.catalog import CATALOG, DEFAULT_MODELS, ModelEntry, ModelFile, get_entry
 from lofitui.models.locate import locate_model
+
+if TYPE_CHECKING:
+    from lofitui.models.download import DownloadPlan, ProgressCallback
+
+ConsentCallback = Callable[["DownloadPlan"], bool]
 
 __all__ = [
     "CATALOG",
-    "DEFAULT_MODEL",
+    "DEFAULT_MODELS",
+    "ConsentCallback",
     "ModelEntry",
     "ModelFile",
     "ensure_model",
     "get_entry",
+    "headless_refusal",
     "locate_model",
 ]
+
+
+def headless_refusal(entry: ModelEntry) -> str:
+    """Why nothing was downloaded when no one could be asked."""
+    from lofitui.models.download import file_url
+
+    return (
+        f"model {entry.name!r} (about {store.human_size(entry.size)} from "
+        f"{file_url(entry, '').rsplit('/resolve/', 1)[0]}) is not installed and lofi downloads "
+        f"nothing without consent: run `lofi models download {entry.name}` in a terminal, or pass "
+        "--yes"
+    )
 
 
 def ensure_model(
     name_or_dir: str,
     *,
     engine: str | None,
-    assume_yes: bool,
     offline: bool,
-    progress=None,
+    consent: ConsentCallback | None,
+    progress: ProgressCallback | None = None,
     revision: str | None = None,
     cancel: threading.Event | None = None,
 ) -> Path:
     """Return a local directory for ``name_or_dir``, downloading it first if needed.
 
     A directory, or a catalog model that is already installed (or placed by hand), is returned
-    without any network access. Otherwise the model is downloaded after consent: ``assume_yes``,
-    or a yes at an interactive prompt (only when stdin is a terminal). ``offline`` (or
-    ``HF_HUB_OFFLINE``) turns a missing model into a ModelError that says what to do. Models
-    made by ``lofi models export`` (ACE-Step) are never downloaded: a ModelError names the command.
-    ``progress`` receives ``DownloadProgress`` updates; None shows a rich bar on stderr.
+    without any network access. Otherwise the model is downloaded if ``consent`` (shown the
+    plan: files, size, destination) returns True; ``consent=None`` means no one can be asked,
+    and the ModelError says how to get the model. ``offline`` (or ``HF_HUB_OFFLINE``) turns a
+    missing model into a ModelError that says what to do. Models made by ``lofi models export``
+    (ACE-Step) are never downloaded: a ModelError names the command. ``progress`` receives
+    ``DownloadProgress`` updates.
     """
     path = Path(name_or_dir).expanduser()
     if path.is_dir():
@@ -63,21 +87,16 @@ def ensure_model(
 
         raise ModelError(not_installed_message(entry, state))
 
-    # Imported here: huggingface_hub and rich prompts only when something must be fetched.
-    from lofitui.models import consent, download
+    from lofitui.models import download  # huggingface_hub only when something must be fetched
 
     revision = revision or entry.revision
     if offline or download.offline_requested():
         reason = "offline mode is on (--offline)" if offline else "offline mode is on"
         raise ModelError(download.no_network_message(entry, revision, directory, reason))
-    if not assume_yes and not consent.can_ask():
-        raise ModelError(consent.headless_refusal(entry))
+    if consent is None:
+        raise ModelError(headless_refusal(entry))
     plan = download.plan_download(entry, revision, directory)
-    if not assume_yes and not consent.ask_download(plan):
+    if not consent(plan):
         raise ModelError(f"not downloading {entry.name}: no consent")
-    if progress is not None:
-        download.download(plan, progress, cancel)
-    else:
-        with consent.download_bar() as bar:
-            download.download(plan, bar, cancel)
+    download.download(plan, progress, cancel)
     return directory

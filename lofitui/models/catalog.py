@@ -342,15 +342,18 @@ CATALOG: Mapping[str, ModelEntry] = MappingProxyType(
     {entry.name: entry for entry in (*MUSICGEN_ENTRIES, *ACESTEP_ENTRIES)}
 )
 
-DEFAULT_MODEL = "musicgen-small"
-# The model each engine uses when --model is not given.
+# The model each engine uses when none is named (the one place this is decided).
 DEFAULT_MODELS: Mapping[str, str] = MappingProxyType(
-    {"musicgen": DEFAULT_MODEL, "ace-step": "ace-step-turbo"}
+    {"musicgen": "musicgen-small", "ace-step": "ace-step-turbo"}
 )
 
 
 def default_model(engine: str) -> str:
-    return DEFAULT_MODELS.get(engine, DEFAULT_MODEL)
+    """The model ``engine`` uses when none is named."""
+    try:
+        return DEFAULT_MODELS[engine]
+    except KeyError:
+        raise UsageError(f"engine {engine!r} has no default model: name one with --model") from None
 
 
 def find_source(source: str) -> ModelEntry | None:

@@ -7,7 +7,6 @@ scheduler. Widgets never talk to the scheduler; the app holds no engine or playb
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -22,11 +21,10 @@ from textual.message import Message
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
-from lofitui import config as config_module
-from lofitui.config import Config, load_config, save_setting
+from lofitui.config import Config, Settings, build_settings, load_config, save_setting
 from lofitui.errors import LofiError
 from lofitui.tui import messages as m
-from lofitui.tui.backend import Backend, Built, MissingModel, SchedulerLike, Settings
+from lofitui.tui.backend import Backend, Built, MissingModel, SchedulerLike
 from lofitui.tui.history import PromptHistory
 from lofitui.tui.keys import app_bindings
 from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen
@@ -361,21 +359,22 @@ class LofiApp(App[int]):
 
 
 def create_app(
-    args: argparse.Namespace | None = None,
+    settings: Settings | None = None,
     *,
     config: Config | None = None,
     backend: Any = None,
     config_path: Path | None = None,
+    warnings: Iterable[str] = (),
     themes: LoadedThemes | None = None,
     history: PromptHistory | None = None,
 ) -> LofiApp:
-    """Build the app: config file (or ``config``) + command line; ``backend`` for tests."""
-    warnings: tuple[str, ...] = ()
-    if config is None:
-        loaded = load_config(config_path)
-        config, warnings, config_path = loaded.config, loaded.warnings, loaded.path
-    config_module.CONFIG.set(config)
-    settings = Settings.from_config(config, args)
+    """Build the app for ``settings`` (built by the CLI); without them, from ``config`` or the
+    config file alone. ``backend`` for tests."""
+    if settings is None:
+        if config is None:
+            loaded = load_config(config_path)
+            config, warnings, config_path = loaded.config, loaded.warnings, loaded.path
+        settings = build_settings(config, {})
     return LofiApp(
         settings,
         backend=backend,
@@ -386,8 +385,10 @@ def create_app(
     )
 
 
-def run_app(args: argparse.Namespace) -> int:
+def run_app(
+    settings: Settings, *, warnings: Iterable[str] = (), config_path: Path | None = None
+) -> int:
     """``lofi`` with no --render: run the app until the user quits; the exit code."""
-    app = create_app(args)
+    app = create_app(settings, warnings=warnings, config_path=config_path)
     result = app.run()
     return int(result or 0)

@@ -7,14 +7,13 @@ no model) through :func:`lofitui.tui.app.create_app`.
 
 from __future__ import annotations
 
-import argparse
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lofitui.config import Config
+from lofitui.config import Settings
 from lofitui.errors import DeviceError, ModelError
 
 if TYPE_CHECKING:
@@ -22,71 +21,7 @@ if TYPE_CHECKING:
     from lofitui.events import SchedulerEvent, Station
     from lofitui.models.catalog import ModelEntry
     from lofitui.models.download import DownloadProgress
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What this run uses: the config file, overridden by command-line options."""
-
-    prompt: str
-    prompts: tuple[str, ...]
-    engine: str
-    model: str
-    # No defaults here: Config holds them, from_config copies every one.
-    device: str
-    threads: int
-    duration: float
-    lookahead: int
-    crossfade: float
-    cache_max_gb: float
-    volume: float
-    theme: str
-    keymap: Mapping[str, str]
-    params: Mapping[str, Any] = field(default_factory=dict)
-    offline: bool = False
-    assume_yes: bool = False
-
-    @classmethod
-    def from_config(cls, config: Config, args: argparse.Namespace | None = None) -> Settings:
-        """``config`` with every option given on the command line (not left at default) applied."""
-        values: dict[str, Any] = {
-            "prompt": config.prompt,
-            "prompts": config.prompts,
-            "engine": config.engine,
-            "model": config.model,
-            "device": config.device,
-            "threads": config.threads,
-            "duration": config.duration,
-            "lookahead": config.lookahead,
-            "crossfade": config.crossfade,
-            "cache_max_gb": config.cache_max_gb,
-            "volume": config.volume,
-            "theme": config.theme,
-            "keymap": dict(config.keymap),
-        }
-        if args is None:
-            return cls(**values)
-        from lofitui.cli import build_parser
-
-        parser = build_parser()
-        for name in ("engine", "model", "device", "threads", "duration"):
-            given = getattr(args, name, None)
-            if given is not None and given != parser.get_default(name):
-                values[name] = given
-        sampling = {
-            "top_k": getattr(args, "top_k", None),
-            "temperature": getattr(args, "temperature", None),
-            "guidance": getattr(args, "guidance", None),
-        }
-        values["params"] = {k: v for k, v in sampling.items() if v is not None}
-        values["offline"] = bool(getattr(args, "offline", False))
-        values["assume_yes"] = bool(getattr(args, "yes", False))
-        return cls(**values)
-
-    @property
-    def model_label(self) -> str:
-        """The model as shown in the UI: a catalog name, or a directory's last component."""
-        return Path(self.model).name if ("/" in self.model or "\\" in self.model) else self.model
+    from lofitui.session import OpenEngine
 
 
 @dataclass(frozen=True)
@@ -139,7 +74,7 @@ class Backend:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._engines: dict[tuple[str, str], Engine] = {}
+        self._engines: dict[tuple[str, str], OpenEngine] = {}
         self._lock = threading.Lock()
 
     # -- model -------------------------------------------------------------------------------------
@@ -161,13 +96,13 @@ class Backend:
         self, entry: ModelEntry, progress: DownloadCallback, cancel: threading.Event
     ) -> Path:
         """Fetch ``entry`` (the user said yes in the dialog)."""
-        from lofitui.models import ensure_model
+        from lofitui import session
 
-        return ensure_model(
+        return session.locate(
+            entry.engine,
             entry.name,
-            engine=entry.engine,
-            assume_yes=True,
             offline=self.settings.offline,
+            consent=lambda _plan: True,
             progress=progress,
             cancel=cancel,
         )
@@ -175,37 +110,36 @@ class Backend:
     # -- engines -----------------------------------------------------------------------------------
 
     def engine_for(self, station: Station) -> Engine:
-        """The loaded engine for ``station``'s (engine, model), loading it on first use."""
-        from lofitui.engines.registry import load_engine
-        from lofitui.engines.runtime import RuntimeOptions
-        from lofitui.models import locate_model
+        """The loaded engine for ``station``'s (engine, model), opening it on first use."""
+        return self._open(station.engine, station.model).engine
 
-        key = (station.engine, station.model)
+    def _open(self, engine: str, model: str) -> OpenEngine:
+        from lofitui import session
+
+        key = (engine, model)
         with self._lock:
-            engine = self._engines.get(key)
-            if engine is None:
-                options = RuntimeOptions(device=self.settings.device, threads=self.settings.threads)
-                model_dir = locate_model(station.model)
-                engine = load_engine(station.engine, model_dir, options, model_name=station.model)
-                self._engines[key] = engine
-            return engine
+            opened = self._engines.get(key)
+            if opened is None:
+                s = self.settings
+                opened = session.open_engine(
+                    engine, model, device=s.device, threads=s.threads, offline=True
+                )
+                self._engines[key] = opened
+            return opened
 
     def build(self, model_dir: Path) -> Built:
-        """Load the engine, open the cache and the audio output; return a scheduler for them."""
-        from lofitui.engines.registry import load_engine
-        from lofitui.engines.runtime import RuntimeOptions
+        """Open the engine, the cache and the audio output; return a scheduler for them.
+
+        ``model_dir`` is where :meth:`find_model` or the download put the model: the engine is
+        opened through the same session step as every front-end's (never downloading here).
+        """
         from lofitui.events import Station
         from lofitui.library import TrackCache
-        from lofitui.models.optimize import ensure_fast_decoder
         from lofitui.scheduler import Scheduler
 
         s = self.settings
-        options = RuntimeOptions(device=s.device, threads=s.threads)
-        on_cpu = options.providers()[0] == "CPUExecutionProvider"
-        ensure_fast_decoder(model_dir, s.engine, on_cpu, on_stage=lambda _msg: None)
-        engine = load_engine(s.engine, model_dir, options, model_name=s.model)
-        self._engines[(s.engine, s.model)] = engine
-        defaults = getattr(engine, "default_params", dict)()
+        opened = self._open(s.engine, s.model)
+        engine = opened.engine
         lo, hi = engine.min_duration_s, engine.max_duration_s
         duration = min(max(s.duration, lo), hi)
         station = Station(
@@ -213,7 +147,7 @@ class Backend:
             engine=s.engine,
             model=s.model,
             duration_s=duration,
-            params={**defaults, **s.params},
+            params={**opened.defaults, **s.params},
         )
         cache = TrackCache(cap_bytes=int(s.cache_max_gb * 1_000_000_000))
         player, problem = open_player(s.crossfade)

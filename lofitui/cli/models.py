@@ -1,4 +1,5 @@
-"""``lofi models``: list, download, export, remove, verify models; print where they live.
+"""``lofi models``: list, download, export, remove, verify, optimize models; print where they
+live. A subcommand of ``lofi`` (:func:`add_parser`); the model domain is :mod:`lofitui.models`.
 
 Every LofiError ends as one line on stderr, ``lofi: error: ...``, and exit code 2.
 """
@@ -14,16 +15,21 @@ from rich.table import Table
 
 from lofitui import paths
 from lofitui.errors import Cancelled, LofiError, ModelError, UsageError
-from lofitui.models import catalog, store
+from lofitui.models import catalog, headless_refusal, store
 from lofitui.models.catalog import MANIFEST_NAME
 
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lofi models",
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``lofi models`` and its commands, added to ``lofi``'s subcommands."""
+    parser = commands.add_parser(
+        "models",
+        help="manage the models lofi generates music with ('lofi models --help')",
         description="Manage the models lofi generates music with.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="models_command", metavar="COMMAND")
     sub.add_parser("list", help="known and installed models, sizes, free space")
     dl = sub.add_parser("download", help="download and verify a model (asks first)")
     dl.add_argument("name", metavar="NAME")
@@ -91,45 +97,47 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
-        return int(exc.code or 0)
+    """``lofi models ARGV``: the exit code (as the ``lofi`` command gives it)."""
+    from lofitui.cli import main as lofi_main
+
+    return lofi_main(["models", *argv])
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed ``lofi models`` command; the exit code."""
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    command = getattr(args, "models_command", None)
     try:
-        if args.command is None or args.command == "list":
+        if command is None or command == "list":
             return cmd_list(out)
-        if args.command == "download":
+        if command == "download":
             return cmd_download(args.name, args.yes, args.offline, args.revision, out, err)
-        if args.command == "remove":
+        if command == "remove":
             return cmd_remove(args.name, args.yes, out, err)
-        if args.command == "path":
+        if command == "path":
             return cmd_path(args.name)
-        if args.command == "show":
+        if command == "show":
             return cmd_show(args.name, out)
-        if args.command == "verify":
+        if command == "verify":
             return cmd_verify(args.name, out, err)
-        if args.command == "optimize":
+        if command == "optimize":
             return cmd_optimize(args.name, args.quant, err)
-        if args.command == "export":
-            from lofitui.models.export import cmd_export
+        from lofitui.cli.export import cmd_export
 
-            return cmd_export(args, out, err)
-        raise UsageError(f"unknown command {args.command!r}")  # pragma: no cover - argparse
+        return cmd_export(args, out, err)
     except LofiError as exc:
         print(f"lofi: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except OSError as exc:  # a file system problem outside the download path: still one line
         print(f"lofi: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except (KeyboardInterrupt, Cancelled):
         print(
             "lofi: interrupted; run the same command again to resume the download",
             file=sys.stderr,
         )
-        return 130
+        return EXIT_INTERRUPTED
 
 
 # -- list ---------------------------------------------------------------------------------------
@@ -221,7 +229,8 @@ def _guess_engine(directory: Path) -> str:
 def cmd_download(
     name: str, yes: bool, offline: bool, revision: str | None, out: Console, err: Console
 ) -> int:
-    from lofitui.models import consent, download
+    from lofitui.cli import prompts as consent
+    from lofitui.models import download
 
     entry = catalog.get_entry(name)
     directory = store.model_dir(entry.name)
@@ -242,7 +251,7 @@ def cmd_download(
         reason = "offline mode is on (--offline)" if offline else "offline mode is on"
         raise ModelError(download.no_network_message(entry, revision, directory, reason))
     if not yes and not consent.can_ask():
-        raise UsageError(consent.headless_refusal(entry))
+        raise UsageError(headless_refusal(entry))
     try:
         plan = download.plan_download(entry, revision, directory)
     except ModelError as exc:
@@ -307,7 +316,7 @@ def cmd_show(name: str, out: Console) -> int:
 
 
 def cmd_remove(name: str, yes: bool, out: Console, err: Console) -> int:
-    from lofitui.models import consent
+    from lofitui.cli import prompts as consent
 
     entry = catalog.get_entry(name)
     directory = store.model_dir(entry.name)
@@ -393,11 +402,13 @@ def cmd_verify(name: str, out: Console, err: Console) -> int:
 
 
 def cmd_optimize(name: str, quant: str, err: Console) -> int:
+    """MusicGen's prepare step with an explicit quantization, for any MusicGen directory."""
+    from lofitui import session
     from lofitui.models.locate import locate_model
-    from lofitui.models.optimize import optimize_musicgen
 
     directory = locate_model(name)
+    options = session.runtime_options("cpu", 0)
     with err.status("preparing") as status:
-        path = optimize_musicgen(directory, quant, on_stage=lambda msg: status.update(msg))
+        path = session.prepare("musicgen", directory, options, status.update, quant=quant)
     print(path)
     return 0

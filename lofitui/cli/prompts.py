@@ -1,10 +1,13 @@
-"""Asking before anything is downloaded, and showing the download as it happens."""
+"""The terminal side of models: asking before anything is downloaded, and showing the download
+as it happens. The model domain (:mod:`lofitui.models`) takes these as callbacks.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.progress import (
@@ -18,9 +21,8 @@ from rich.progress import (
 )
 from rich.prompt import Confirm
 
-from lofitui.models import store
-from lofitui.models.catalog import ModelEntry
-from lofitui.models.download import DownloadPlan, DownloadProgress, ProgressCallback, file_url
+from lofitui.models import ConsentCallback, store
+from lofitui.models.download import DownloadPlan, DownloadProgress, ProgressCallback
 
 
 def can_ask() -> bool:
@@ -29,16 +31,6 @@ def can_ask() -> bool:
         return sys.stdin is not None and sys.stdin.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-def headless_refusal(entry: ModelEntry) -> str:
-    """Why nothing was downloaded when no one could be asked."""
-    return (
-        f"model {entry.name!r} (about {store.human_size(entry.size)} from "
-        f"{file_url(entry, '').rsplit('/resolve/', 1)[0]}) is not installed and lofi downloads "
-        f"nothing without consent: run `lofi models download {entry.name}` in a terminal, or pass "
-        "--yes"
-    )
 
 
 def ask_download(plan: DownloadPlan, console: Console | None = None) -> bool:
@@ -102,3 +94,39 @@ def download_bar(console: Console | None = None) -> Iterator[ProgressCallback]:
             bar.update(task, completed=p.file_done, description=label)
 
         yield update
+
+
+@dataclass
+class TerminalDownloads:
+    """Consent and progress for downloads started from a terminal command.
+
+    ``consent`` is None when no one can be asked (stdin not a terminal and no ``--yes``); the
+    rich bar on stderr opens at the first progress update and closes with :func:`terminal`.
+    """
+
+    consent: ConsentCallback | None
+    _stack: ExitStack = field(default_factory=ExitStack)
+    _bar: ProgressCallback | None = None
+
+    def progress(self, update: DownloadProgress) -> None:
+        if self._bar is None:
+            self._bar = self._stack.enter_context(download_bar())
+        self._bar(update)
+
+
+@contextmanager
+def terminal(assume_yes: bool) -> Iterator[TerminalDownloads]:
+    """Downloads consented to by ``--yes`` or a prompt, shown as a bar while the block runs."""
+    if assume_yes:
+        consent: ConsentCallback | None = _yes
+    elif can_ask():
+        consent = ask_download
+    else:
+        consent = None
+    downloads = TerminalDownloads(consent)
+    with downloads._stack:
+        yield downloads
+
+
+def _yes(_plan: DownloadPlan) -> bool:
+    return True

@@ -127,7 +127,8 @@ def check_name(name: str) -> str:
 
 def fetch_source(entry: ModelEntry, yes: bool, offline: bool, err: Console) -> Path:
     """The local copy of a hub checkpoint, downloaded (after consent) when not complete yet."""
-    from lofitui.models import consent, download
+    from lofitui.cli import prompts as consent
+    from lofitui.models import download
 
     directory = sources_dir() / entry.name
     if store.state_of(entry, directory).usable:
@@ -258,7 +259,7 @@ def record_manifest(dest: Path, name: str, repo: str, revision: str, commit: str
 
 
 def _confirm_replace(dest: Path, yes: bool, err: Console) -> None:
-    from lofitui.models import consent
+    from lofitui.cli import prompts as consent
 
     if yes or not dest.exists() or not any(dest.iterdir()):
         return

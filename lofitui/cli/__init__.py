@@ -1,0 +1,134 @@
+"""The ``lofi`` command: the terminal app, ``lofi --render`` and ``lofi models ...``.
+
+Parse (:mod:`lofitui.cli.options`: only what was given), build the settings once over
+config.toml (:func:`lofitui.config.build_settings`), hand them to the app or the renderer.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lofitui.cli.options import EXIT_USAGE, RENDER_DURATION_S, build_parser
+from lofitui.config import LoadedConfig, Settings, build_settings, load_config
+from lofitui.errors import LofiError
+
+EXIT_INTERRUPTED = 130
+
+
+def setup_logging() -> None:
+    """Warnings and errors of lofi's threads go to a small rotating file, never the terminal."""
+    import logging
+    from logging.handlers import RotatingFileHandler
+
+    from lofitui import paths
+
+    try:
+        paths.log_dir().mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = RotatingFileHandler(
+            paths.log_dir() / "lofi.log", maxBytes=1_000_000, backupCount=2, encoding="utf-8"
+        )
+    except OSError:
+        handler = logging.NullHandler()  # an unwritable log dir must not stop the music
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("lofitui")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``lofi ARGV``; the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    setup_logging()
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help/--version (0) or a usage error (2), already printed
+        return int(exc.code or 0)
+    given = vars(args)
+    if given.pop("command", None) == "models":
+        from lofitui.cli.models import run
+
+        return run(args)
+    try:
+        settings, loaded = load_settings(given)
+        if "render" in given:
+            for warning in loaded.warnings:
+                print(f"lofi: warning: {warning}", file=sys.stderr)
+            return render_files(settings, given)
+        from lofitui.tui.app import run_app
+
+        return run_app(settings, warnings=loaded.warnings, config_path=loaded.path)
+    except LofiError as exc:
+        print(f"lofi: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("lofi: interrupted; no partial file was left behind", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def load_settings(given: Mapping[str, Any]) -> tuple[Settings, LoadedConfig]:
+    """The run's settings: the options ``given`` over config.toml (and the loaded file).
+
+    The player creates the commented config file on first run; ``--render`` only reads it, and
+    keeps its own track length (:data:`RENDER_DURATION_S`) unless ``--duration`` is given:
+    config.toml's ``duration`` is the player's.
+    """
+    render = "render" in given
+    loaded = load_config(create=not render)
+    defaults = {"duration": RENDER_DURATION_S} if render else None
+    return build_settings(loaded.config, given, defaults=defaults), loaded
+
+
+def render_files(settings: Settings, given: Mapping[str, Any]) -> int:
+    """``lofi --render``: check everything the model is not needed for, open the engine,
+    write the tracks; prints each written path."""
+    from lofitui import session
+    from lofitui.cli import prompts
+    from lofitui.engines.base import TrackRequest
+    from lofitui.engines.registry import engine_class
+    from lofitui.render import RenderJob, check_writable, render
+
+    job = RenderJob(
+        prompt=given["render"],
+        duration_s=settings.duration,
+        count=given.get("count", 1),
+        seed=given.get("seed"),
+        out_dir=given.get("out", Path(".")),
+        format=given.get("format", "wav"),
+        params=dict(settings.params),
+    )
+    # Everything checkable without the model is checked before loading it (which takes seconds).
+    job.validate()
+    engine_class(settings.engine).check(
+        TrackRequest(job.prompt, job.duration_s, 0, settings.engine, settings.model, job.params)
+    )
+    check_writable(job.out_dir)
+    with prompts.terminal(settings.assume_yes) as downloads:
+        opened = session.open_engine(
+            settings.engine,
+            settings.model,
+            device=settings.device,
+            threads=settings.threads,
+            offline=settings.offline,
+            consent=downloads.consent,
+            progress=downloads.progress,
+            on_stage=lambda msg: print(f"lofi: {msg}...", file=sys.stderr),
+        )
+    # The sidecar records every parameter the track used: the model's defaults fill the gaps.
+    job = RenderJob(**{**job.__dict__, "params": {**opened.defaults, **job.params}})
+    for path in render(job, opened.engine, engine_name=settings.engine, model_name=settings.model):
+        print(path)
+    return 0
+
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "build_parser",
+    "load_settings",
+    "main",
+    "render_files",
+]

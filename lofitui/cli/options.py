@@ -1,0 +1,104 @@
+"""``lofi``'s command line, built from declarations: general options, then one group per engine
+from the parameters the engines declare, then the models options and the ``models`` subcommand.
+
+Nothing has a default here: an option that was not given is absent from the parsed namespace,
+and :func:`lofitui.config.build_settings` lays what was given over config.toml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from lofitui import __version__
+from lofitui.devices import DEVICE_CHOICES
+from lofitui.engines.registry import ENGINES, engine_class
+from lofitui.models.catalog import DEFAULT_MODELS
+
+EXIT_USAGE = 2
+RENDER_DURATION_S = 10.0  # --render's own track length; config.toml's duration is the player's
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input as one line and exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"lofi: error: {message} (see lofi --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lofi`` parser; parsing gives only the options that were given."""
+    parser = _Parser(
+        prog="lofi",
+        description="A terminal music player that never runs out of music. "
+        "Run without arguments for the player; --render writes files headless; "
+        "'lofi models --help' manages models.",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--version", action="version", version=f"lofi {__version__}")
+    parser.add_argument("--render", metavar="PROMPT", help="generate tracks to files and exit")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        help=f"seconds per track (--render: default {RENDER_DURATION_S:g}; the player: "
+        "config.toml's duration, default 30)",
+    )
+    parser.add_argument("--count", type=int, metavar="N", help="tracks to render (default 1)")
+    parser.add_argument(
+        "--seed", type=int, metavar="N", help="first seed (track i uses N+i); random if omitted"
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="output directory (default: current directory)"
+    )
+    parser.add_argument("--format", choices=["wav"], help="output format (default wav)")
+    parser.add_argument("--engine", help=" or ".join(ENGINES))
+    defaults = "; ".join(
+        f"{model} with --engine {engine}" for engine, model in DEFAULT_MODELS.items()
+    )
+    parser.add_argument(
+        "--model", metavar="NAME|DIR", help=f"catalog name or model directory (default: {defaults})"
+    )
+    parser.add_argument(
+        "--device", choices=DEVICE_CHOICES, help="execution provider (default: best available)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads for inference (0 = onnxruntime default)",
+    )
+    _add_engine_groups(parser)
+    models = parser.add_argument_group("models")
+    models.add_argument(
+        "--yes", "-y", action="store_true", help="download a missing model without asking"
+    )
+    models.add_argument("--offline", action="store_true", help="never use the network")
+    from lofitui.cli.models import add_parser as add_models
+
+    commands = parser.add_subparsers(dest="command", metavar="{models}")
+    add_models(commands)
+    return parser
+
+
+def _add_engine_groups(parser: argparse.ArgumentParser) -> None:
+    """One option group per engine, from its declared params; a shared flag appears once."""
+    seen: set[str] = set()
+    for name in ENGINES:
+        cls = engine_class(name)
+        group = parser.add_argument_group(cls.title)
+        for param in cls.params:
+            if param.flag is None or param.flag in seen:
+                continue
+            seen.add(param.flag)
+            kwargs: dict = {"dest": param.name, "help": param.help}
+            if param.choices is not None:
+                kwargs["choices"] = param.choices
+            else:
+                kwargs["metavar"] = param.metavar
+            if param.type is not str:
+                kwargs["type"] = param.type
+            group.add_argument(param.flag, **kwargs)

@@ -1,0 +1,108 @@
+"""Starting an engine, the one way every front-end does it: locate or download the model,
+prepare it, load it, read its defaults.
+
+``lofi --render``, the player's backend and ``lofi models optimize`` call this; none of them
+repeats the sequence. Consent to download and download progress are callbacks from the
+front-end (a terminal prompt and bar, or the app's dialog), so nothing here talks to a person.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lofitui.engines.base import Engine, ParamValue, StageCallback
+from lofitui.engines.registry import engine_class
+from lofitui.engines.runtime import RuntimeOptions, resolve_providers
+from lofitui.models import ConsentCallback, ensure_model
+
+if TYPE_CHECKING:
+    from lofitui.models.download import ProgressCallback
+
+
+def _quiet(_message: str) -> None:
+    """An ``on_stage`` that shows nothing."""
+
+
+@dataclass(frozen=True)
+class OpenEngine:
+    """A loaded engine, the model it runs (as named and on disk) and that model's defaults."""
+
+    engine: Engine
+    engine_name: str
+    model: str
+    model_dir: Path
+    defaults: Mapping[str, ParamValue]
+
+
+def runtime_options(device: str, threads: int) -> RuntimeOptions:
+    """Session options, the device checked now (one clear error before any download)."""
+    resolve_providers(device)
+    return RuntimeOptions(device=device, threads=threads)
+
+
+def locate(
+    engine_name: str,
+    model: str,
+    *,
+    offline: bool,
+    consent: ConsentCallback | None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Path:
+    """``model``'s directory for ``engine_name``, downloaded first if missing and consented to."""
+    engine_class(engine_name)  # an unknown engine is refused before anything else
+    return ensure_model(
+        model,
+        engine=engine_name,
+        offline=offline,
+        consent=consent,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+def prepare(
+    engine_name: str,
+    model_dir: Path,
+    options: RuntimeOptions,
+    on_stage: StageCallback = _quiet,
+    **how: str,
+) -> Path | None:
+    """The engine's prepare step (MusicGen: its fast CPU decoder); ``how``: engine-specific
+    choices such as ``quant`` for ``lofi models optimize``."""
+    return engine_class(engine_name).prepare(model_dir, options, on_stage, **how)
+
+
+def open_engine(
+    engine_name: str,
+    model: str,
+    *,
+    device: str,
+    threads: int,
+    offline: bool = False,
+    consent: ConsentCallback | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    on_stage: StageCallback = _quiet,
+) -> OpenEngine:
+    """Locate (or download), prepare and load ``model`` with ``engine_name``; read its defaults.
+
+    ``model`` is a catalog name or a directory. ``consent`` is asked before any download (None:
+    no one can be asked, so a missing model is an error that says how to get it).
+    """
+    cls = engine_class(engine_name)
+    options = runtime_options(device, threads)
+    model_dir = locate(
+        engine_name, model, offline=offline, consent=consent, progress=progress, cancel=cancel
+    )
+    cls.prepare(model_dir, options, on_stage)
+    engine = cls.load(model_dir, options)
+    engine.model_name = model
+    return OpenEngine(engine, engine_name, model, model_dir, dict(engine.defaults()))
+
+
+__all__ = ["OpenEngine", "locate", "open_engine", "prepare", "runtime_options"]
