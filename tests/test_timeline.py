@@ -164,6 +164,22 @@ def test_a_late_track_rewrites_the_tail_to_crossfade_or_starts_at_the_floor() ->
     np.testing.assert_array_equal(render_all(timeline), ramp_track(100, 3.0))
 
 
+def test_a_rewrite_never_lands_inside_a_crossfade() -> None:
+    a, b = ramp_track(RATE, 1.0), ramp_track(RATE, 2.0)
+    timeline = Timeline(RATE, crossfade_s=0.5)
+    timeline.enqueue("a", a, floor=0)
+    timeline.enqueue("b", b, floor=0)
+    before = render_n(timeline, RATE + RATE // 4)  # through the whole crossfade
+    xf_start, xf_end = RATE // 2, RATE
+    timeline.playback(RATE // 4)
+    # a floor in the middle of the blend moves to its end: the blend is kept whole
+    timeline.skip(played=RATE // 4, floor=(xf_start + xf_end) // 2)
+    assert timeline.written == xf_end
+    after = render_all(timeline)
+    np.testing.assert_array_equal(after, b[xf_end - xf_start :])
+    assert before.shape[0] - RATE // 4 + after.shape[0] == RATE + RATE // 2
+
+
 def test_clear_keeps_the_audible_track_and_drops_the_rest() -> None:
     timeline = Timeline(RATE, crossfade_s=0.0)
     a = ramp_track(RATE, 1.0)
