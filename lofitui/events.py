@@ -1,6 +1,9 @@
 """What the scheduler tells its subscribers: stations, job snapshots and typed events.
 
-All types here are frozen dataclasses; :mod:`lofitui.scheduler` re-exports them.
+Playback events are defined once, in :mod:`lofitui.audio.events`: the scheduler passes
+:class:`NowPlaying` (with its job attached) and :class:`Level` on as they are, next to its own
+job, station, save and notice events below. All are frozen dataclasses;
+:mod:`lofitui.scheduler` re-exports them.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from lofitui.audio.events import Level, NowPlaying
 from lofitui.engines.base import Progress, TrackRequest
 from lofitui.errors import UsageError
 
@@ -96,21 +100,15 @@ class JobInfo:
         return self.request.duration_s
 
 
-class SchedulerEvent:
-    """Base class of everything :meth:`Scheduler.subscribe` callbacks receive."""
-
-    __slots__ = ()
-
-
 @dataclass(frozen=True)
-class JobChanged(SchedulerEvent):
+class JobChanged:
     """A job was created or changed state (or error/path)."""
 
     job: JobInfo
 
 
 @dataclass(frozen=True)
-class JobProgress(SchedulerEvent):
+class JobProgress:
     """Generation progress of a job (coalesced: at most ~10 per second per job)."""
 
     job_id: str
@@ -118,37 +116,44 @@ class JobProgress(SchedulerEvent):
 
 
 @dataclass(frozen=True)
-class NowPlaying(SchedulerEvent):
-    """What is audible and where (``job`` None in silence); ~10 Hz while playing."""
+class StationChanged:
+    """The station changed (its first track takes over once ready)."""
 
-    job: JobInfo | None
-    position_s: float
-    duration_s: float
-    paused: bool
-
-
-@dataclass(frozen=True)
-class Level(SchedulerEvent):
-    """Output level (linear, full scale 1.0) of what was just played."""
-
-    rms: float
-    peak: float
-
-
-@dataclass(frozen=True)
-class StationChanged(SchedulerEvent):
     station: Station
 
 
 @dataclass(frozen=True)
-class TrackSaved(SchedulerEvent):
+class TrackSaved:
+    """A track was copied to the music directory at ``path``."""
+
     job_id: str
     path: Path
 
 
 @dataclass(frozen=True)
-class Notice(SchedulerEvent):
+class Notice:
     """A one-line message for the listener (failures, saves, lost audio device)."""
 
     message: str
     severity: Severity = "info"
+
+
+SchedulerEvent = (
+    JobChanged | JobProgress | NowPlaying[JobInfo] | Level | StationChanged | TrackSaved | Notice
+)
+"""Everything :meth:`lofitui.scheduler.Scheduler.subscribe` callbacks receive."""
+
+__all__ = [
+    "JobChanged",
+    "JobInfo",
+    "JobProgress",
+    "JobState",
+    "Level",
+    "Notice",
+    "NowPlaying",
+    "SchedulerEvent",
+    "Severity",
+    "Station",
+    "StationChanged",
+    "TrackSaved",
+]

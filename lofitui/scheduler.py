@@ -23,11 +23,13 @@ Rules:
   a new seed for the playing track's station that takes over as soon as it is ready.
 - **Cancel** removes one job (cancelling the playing one is a skip); **clear** cancels
   every upcoming job; both refill the lookahead with fresh seeds.
+- **Volume, mute and pause** live in one :class:`~lofitui.audio.transport.Transport`, shared
+  with whichever player plays (the real one's, or a new one); the properties read it.
 - **Failures** are reported (``JobChanged`` with state failed and the error, plus a
   ``Notice``) and the scheduler moves on; after ``max_failures`` failures in a row it stops
   generating until the station changes or the listener asks to regenerate or clear.
 - **No audio output** (``player=None``, a device that refuses to open or disappears): a
-  :class:`~lofitui.silent.SilentPlayer` plays the queue silently in real time, so generating,
+  :class:`~lofitui.audio.silent.SilentPlayer` plays the queue silently in real time, so generating,
   skipping and saving work the same; ``has_audio_output`` is False.
 """
 
@@ -42,17 +44,20 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from lofitui.audio.player import (
-    LevelTick,
+from lofitui.audio.events import (
+    Level,
+    NowPlaying,
     PlayerError,
     PlayerEvent,
-    PositionTick,
     TrackFinished,
     TrackStarted,
 )
+from lofitui.audio.silent import SilentPlayer
+from lofitui.audio.transport import Transport
 from lofitui.audio.types import Audio
 from lofitui.engines.base import CancelToken, Engine, Progress
 from lofitui.errors import Cancelled, LofiError
@@ -61,9 +66,7 @@ from lofitui.events import (
     JobInfo,
     JobProgress,
     JobState,
-    Level,
     Notice,
-    NowPlaying,
     SchedulerEvent,
     Severity,
     Station,
@@ -71,7 +74,6 @@ from lofitui.events import (
     TrackSaved,
 )
 from lofitui.library import CachedTrack, CorruptAudioError, TrackCache, track_metadata
-from lofitui.silent import SilentPlayer
 
 if TYPE_CHECKING:
     from lofitui.audio.player import Player
@@ -101,8 +103,7 @@ MAX_FAILURES = 3
 class _PlayerLike(Protocol):
     """What the scheduler needs of :class:`~lofitui.audio.player.Player` (and SilentPlayer)."""
 
-    volume: float
-    muted: bool
+    transport: Transport
 
     @property
     def running(self) -> bool: ...
@@ -114,6 +115,8 @@ class _PlayerLike(Protocol):
     def stop(self, wait: bool = False) -> None: ...
     def pause(self) -> None: ...
     def resume(self) -> None: ...
+    @property
+    def crossfade_s(self) -> float: ...
     def subscribe(self, callback: Callable[[PlayerEvent], None]) -> Callable[[], None]: ...
 
 
@@ -171,6 +174,7 @@ class Scheduler:
         max_pending: int = 10,
         max_failures: int = MAX_FAILURES,
         seed_source: Callable[[], int] | None = None,
+        crossfade_s: float | None = None,
     ) -> None:
         if lookahead < 1:
             raise ValueError(f"lookahead must be >= 1 (got {lookahead})")
@@ -183,7 +187,11 @@ class Scheduler:
         self._engine_factory = engine_factory
         self._seed_source = seed_source or (lambda: secrets.randbits(31))
         self._real_player: _PlayerLike | None = player
-        self._player: _PlayerLike = player if player is not None else SilentPlayer()
+        self._transport = player.transport if player is not None else Transport()
+        if crossfade_s is None:
+            crossfade_s = player.crossfade_s if player is not None else 0.0
+        self._crossfade_s = crossfade_s
+        self._player: _PlayerLike = player if player is not None else self._silent_player()
         self._unsubscribe_player: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ctl: ThreadPoolExecutor | None = None
@@ -198,9 +206,6 @@ class Scheduler:
         self._halted = False
         self._started = False
         self._closed = False
-        self._volume = 1.0
-        self._muted = False
-        self._paused = False
         self._position = (0.0, 0.0)
 
     # =========================================================================================
@@ -222,7 +227,7 @@ class Scheduler:
                 if not isinstance(exc, LofiError):
                     log.warning("audio output failed to start", exc_info=exc)
                 self._notice(f"{exc}; playing silently", "warning")
-                player = SilentPlayer()
+                player = self._silent_player()
                 await asyncio.to_thread(player.start)
         self._attach(player)
         self._started = True
@@ -311,15 +316,15 @@ class Scheduler:
 
     @property
     def volume(self) -> float:
-        return self._volume
+        return self._transport.volume
 
     @property
     def muted(self) -> bool:
-        return self._muted
+        return self._transport.muted
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        return self._transport.paused
 
     @property
     def halted(self) -> bool:
@@ -438,20 +443,19 @@ class Scheduler:
 
     def toggle_pause(self) -> bool:
         """Pause or resume (short fades); returns True when now paused."""
-        self._paused = not self._paused
-        self._player_call(self._player.pause if self._paused else self._player.resume)
-        position, duration = self._position
-        self._emit(NowPlaying(self.current, position, duration, self._paused))
-        return self._paused
+        if self._transport.paused:
+            self._player.resume()
+        else:
+            self._player.pause()
+        self._emit_now(self._current, *self._position)
+        return self._transport.paused
 
     def set_volume(self, volume: float) -> None:
-        self._volume = min(1.0, max(0.0, float(volume)))
-        self._player.volume = self._volume
+        self._transport.volume = volume
 
     def toggle_mute(self) -> bool:
-        self._muted = not self._muted
-        self._player.muted = self._muted
-        return self._muted
+        self._transport.muted = not self._transport.muted
+        return self._transport.muted
 
     # =========================================================================================
     # The queue
@@ -637,14 +641,19 @@ class Scheduler:
     # =========================================================================================
     # Playback
 
+    def _silent_player(self) -> SilentPlayer:
+        """Playback without sound, on the same transport and crossfade as the real player."""
+        return SilentPlayer(self._crossfade_s, self._transport)
+
+    def _emit_now(self, job: _Job | None, position_s: float, duration_s: float) -> None:
+        info = job.info() if job is not None else None
+        track_id = job.id if job is not None else None
+        self._emit(NowPlaying(track_id, position_s, duration_s, self.paused, info))
+
     def _attach(self, player: _PlayerLike) -> None:
         if self._unsubscribe_player is not None:
             self._unsubscribe_player()
         self._player = player
-        player.volume = self._volume
-        player.muted = self._muted
-        if self._paused:
-            player.pause()
         loop = self._loop
         assert loop is not None
 
@@ -711,13 +720,12 @@ class Scheduler:
     def _on_player_event(self, player: _PlayerLike, event: PlayerEvent) -> None:
         if player is not self._player or self._closed:
             return
-        if isinstance(event, PositionTick):
+        if isinstance(event, NowPlaying):
             if self._current is not None and self._current.id == event.track_id:
                 self._position = (event.position_s, event.duration_s)
-                info = self._current.info()
-                self._emit(NowPlaying(info, event.position_s, event.duration_s, self._paused))
-        elif isinstance(event, LevelTick):
-            self._emit(Level(event.rms, event.peak))
+                self._emit(replace(event, paused=self.paused, job=self._current.info()))
+        elif isinstance(event, Level):
+            self._emit(event)
         elif isinstance(event, TrackStarted):
             self._track_started(event.track_id, event.duration_s)
         elif isinstance(event, TrackFinished):
@@ -742,7 +750,7 @@ class Scheduler:
         self._current = job
         self._position = (0.0, duration_s)
         self._changed(job)
-        self._emit(NowPlaying(job.info(), 0.0, duration_s, self._paused))
+        self._emit_now(job, 0.0, duration_s)
         if job.track is not None:
             key = job.track.key
             self._background(self.cache.touch_played, key)
@@ -754,7 +762,7 @@ class Scheduler:
             return
         self._finish(job, JobState.PLAYED)
         self._position = (0.0, 0.0)
-        self._emit(NowPlaying(None, 0.0, 0.0, self._paused))
+        self._emit_now(None, 0.0, 0.0)
         self._pump()
 
     def _player_failed(self, message: str) -> None:
@@ -763,10 +771,10 @@ class Scheduler:
             self._finish(self._current, JobState.PLAYED)
         for job in self._upcoming:
             job.handed = False
-        silent = SilentPlayer()
+        silent = self._silent_player()
         silent.start()
         self._attach(silent)
-        self._emit(NowPlaying(None, 0.0, 0.0, self._paused))
+        self._emit_now(None, 0.0, 0.0)
         self._pump()
 
     def _background(self, fn: Callable[..., Any], *args: Any) -> None:

@@ -22,14 +22,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lofitui.audio.player import (
-    LevelTick,
-    Player,
-    PlayerEvent,
-    PositionTick,
-    TrackFinished,
-    TrackStarted,
-)
+from lofitui.audio.events import Level, NowPlaying, PlayerEvent, TrackFinished, TrackStarted
+from lofitui.audio.player import Player
 from lofitui.audio.types import Audio
 
 RATE = 48000  # the null sink's rate; the player asks the device for it explicitly
@@ -214,7 +208,7 @@ def test_tracks_arrive_complete_in_order_at_pitch_and_gapless(play) -> None:
         ("b", False),
         ("c", False),
     ]
-    assert events.of(PositionTick) and events.of(LevelTick)
+    assert events.of(NowPlaying) and events.of(Level)
 
     audio = rec.audio()
     left = audio[:, 0]
@@ -483,7 +477,8 @@ import soundserver
 server = soundserver.start_private()
 import os
 os.environ.update(server.env)
-from lofitui.audio.player import Player, PlayerError
+from lofitui.audio.events import PlayerError
+from lofitui.audio.player import Player
 from lofitui.audio.types import Audio
 events = []
 player = Player(crossfade_s=0.0)

@@ -521,6 +521,23 @@ async def test_no_output_device_falls_back_to_silent_playback(make) -> None:
     await until(lambda: settled(s))
 
 
+async def test_volume_mute_and_pause_are_held_in_one_place(make) -> None:
+    from lofitui.audio.player import Player
+
+    player = Player(device="no-such-device-xyz")  # falls back to silent playback
+    s, _, _ = await make(paused=True, player=player)
+    s.set_volume(0.3)
+    assert s.toggle_mute() is True
+    assert (player.volume, player.muted, player.paused) == (0.3, True, True)
+    assert (s.volume, s.muted, s.paused) == (0.3, True, True)
+    await until(lambda: settled(s))
+    playing = s.current
+    await asyncio.sleep(1.5)  # 1 s tracks: the silent player kept the pause
+    assert s.current.id == playing.id
+    assert s.toggle_pause() is False and not player.paused
+    await until(lambda: s.current.id != playing.id, timeout=3, what="playback resumed")
+
+
 # ---------------------------------------------------------------------------------------------
 # Real playback into the null sink
 

@@ -20,14 +20,14 @@ from tui_fakes import (
 from lofitui.config import Config, load_config
 from lofitui.engines.base import Progress
 from lofitui.errors import ModelError
-from lofitui.events import JobChanged, JobProgress, Notice
+from lofitui.events import JobChanged, JobProgress, Notice, NowPlaying
 from lofitui.keymap import BINDING_IDS, KEYS
 from lofitui.models.catalog import get_entry
 from lofitui.models.download import DownloadProgress
 from lofitui.tui.app import LofiApp, create_app
 from lofitui.tui.backend import MissingModel
 from lofitui.tui.history import PromptHistory
-from lofitui.tui.messages import JobProgressed, PlaybackUpdated
+from lofitui.tui.messages import SchedulerUpdate
 from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen
 from lofitui.tui.widgets import NowPlayingView, PromptInput, QueuePanel, StatusBar
 
@@ -242,12 +242,12 @@ async def test_events_reach_the_widgets(tui_env):
 
 
 def test_progress_and_playback_messages_coalesce():
-    a = JobProgressed("job-1", Progress(1, 10, "token"))
-    b = JobProgressed("job-1", Progress(2, 10, "token"))
-    other = JobProgressed("job-2", Progress(2, 10, "token"))
+    a = SchedulerUpdate(JobProgress("job-1", Progress(1, 10, "token")))
+    b = SchedulerUpdate(JobProgress("job-1", Progress(2, 10, "token")))
+    other = SchedulerUpdate(JobProgress("job-2", Progress(2, 10, "token")))
     assert a.can_replace(b) and not a.can_replace(other)
-    p = PlaybackUpdated(None, 0.0, 0.0, False)
-    assert p.can_replace(PlaybackUpdated(None, 0.1, 0.0, False))
+    p = SchedulerUpdate(NowPlaying(None, 0.0, 0.0, False))
+    assert p.can_replace(SchedulerUpdate(NowPlaying(None, 0.1, 0.0, False)))
 
 
 async def test_no_audio_output_is_said_and_app_keeps_going(tui_env):

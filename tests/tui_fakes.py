@@ -121,7 +121,7 @@ def tui_playing_events(position: float = 12.0, paused: bool = False) -> list:
         ev.JobChanged(tui_job(2, "generating")),
         ev.JobProgress("job-2", Progress(630, 1500, "token", eta_s=14.2, rate=61.0)),
         ev.JobChanged(tui_job(3, "queued")),
-        ev.NowPlaying(playing, position, 30.0, paused),
+        ev.NowPlaying(playing.id, position, 30.0, paused, playing),
     ]
     for i in range(120):
         rms = 0.08 + 0.06 * math.sin(i / 5.0) + 0.03 * math.sin(i / 1.7)

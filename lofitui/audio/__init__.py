@@ -1,1 +1,16 @@
-"""Audio: WAV I/O, resampling, mixing, and the real-time player."""
+"""Audio: samples, WAV I/O, resampling, mixing, and playback.
+
+Import rule: modules here import only each other, :mod:`lofitui.errors` and
+:mod:`lofitui.atomic` (plus numpy, soxr, soundfile and sounddevice); nothing above them.
+
+Playback is split by job:
+
+- ``types``: :class:`Audio`, the sample type every layer shares;
+- ``timeline``: which track sounds at which frame (queue, crossfade, skip, rewrite, growing
+  tracks) and the track events by frame position; pure, no device, thread or clock;
+- ``transport``: volume, mute and pause state, and the gain ramps that apply it;
+- ``events``: what players tell their listeners (one vocabulary up to the TUI);
+- ``player``: the timeline driven into a ring buffer ahead of PortAudio's callback;
+- ``silent``: the same timeline driven by a clock when there is no audio output;
+- ``output``: finding and opening the output device; ``dispatch``: event delivery thread.
+"""

@@ -23,6 +23,17 @@ from textual.worker import Worker, WorkerState
 
 from lofitui.config import Config, Settings, build_settings, load_config, save_setting
 from lofitui.errors import LofiError
+from lofitui.events import (
+    JobChanged,
+    JobInfo,
+    JobProgress,
+    Level,
+    Notice,
+    NowPlaying,
+    SchedulerEvent,
+    StationChanged,
+    TrackSaved,
+)
 from lofitui.tui import messages as m
 from lofitui.tui.backend import Backend, Built, MissingModel, SchedulerLike
 from lofitui.tui.history import PromptHistory
@@ -82,8 +93,8 @@ class LofiApp(App[int]):
         self.audio_problem: str | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._shutting_down = False
-        self._volume = settings.volume
-        self._muted = False
+        self._volume = settings.volume  # applied when the scheduler attaches; then it holds it
+        self._muted = False  # likewise
         self._exit_code = 0
         self._saved_notices: set[str] = set()
 
@@ -204,57 +215,54 @@ class LofiApp(App[int]):
                 timeout=12,
             )
         scheduler.set_volume(self._volume)
+        if self._muted != scheduler.muted:
+            scheduler.toggle_mute()
         status.state = "tuning in"
         self.query_one(NowPlayingView).set_waiting(True)
         scheduler.set_station(station)
 
-    def _on_scheduler_event(self, event: Any) -> None:
-        """Scheduler callback (loop thread): forward as a typed message; floods coalesce."""
-        message = m.from_event(event)
-        if message is not None:
-            self.post_message(message)
+    def _on_scheduler_event(self, event: SchedulerEvent) -> None:
+        """Scheduler callback (loop thread): post it to the app; floods coalesce."""
+        self.post_message(m.SchedulerUpdate(event))
 
     # -- scheduler events → widgets ----------------------------------------------------------------
 
-    def on_job_updated(self, message: m.JobUpdated) -> None:
-        queue = self.query_one(QueuePanel)
-        queue.update_job(message.job)
-        now = self.query_one(NowPlayingView)
-        now.set_waiting(queue.generating)
+    def on_scheduler_update(self, message: m.SchedulerUpdate) -> None:
+        match message.event:
+            case JobChanged(job=job):
+                queue = self.query_one(QueuePanel)
+                queue.update_job(job)
+                self.query_one(NowPlayingView).set_waiting(queue.generating)
+            case JobProgress(job_id=job_id, progress=progress):
+                self.query_one(QueuePanel).update_progress(job_id, progress)
+            case NowPlaying() as now:
+                self._show_playback(now)
+            case Level(rms=rms, peak=peak):
+                self.query_one(NowPlayingView).push_level(rms, peak)
+            case StationChanged(station=station):
+                model = Path(station.model).name if "/" in station.model else station.model
+                self.query_one(PromptBar).set_station(station.prompt, f"{station.engine} · {model}")
+            case TrackSaved(path=path):
+                self._saved_notices.add(f"saved {path}")
+                self.notify(str(path), title="saved", timeout=8)
+            case Notice(message=text, severity=severity):
+                if text in self._saved_notices:  # already shown for the TrackSaved event
+                    self._saved_notices.discard(text)
+                    return
+                self.notify(text, severity="information" if severity == "info" else severity)
 
-    def on_job_progressed(self, message: m.JobProgressed) -> None:
-        self.query_one(QueuePanel).update_progress(message.job_id, message.progress)
-
-    def on_playback_updated(self, message: m.PlaybackUpdated) -> None:
+    def _show_playback(self, now: NowPlaying[JobInfo]) -> None:
         self.query_one(NowPlayingView).update_playback(
-            message.job, message.position_s, message.duration_s, message.paused
+            now.job, now.position_s, now.duration_s, now.paused
         )
         status = self.query_one(StatusBar)
-        if message.job is not None:
-            status.state = "paused" if message.paused else "playing"
+        if now.job is not None:
+            status.state = "paused" if now.paused else "playing"
         elif self.scheduler is not None:
             status.state = "tuning in" if self.query_one(QueuePanel).generating else "idle"
 
-    def on_level_updated(self, message: m.LevelUpdated) -> None:
-        self.query_one(NowPlayingView).push_level(message.rms, message.peak)
-
-    def on_station_updated(self, message: m.StationUpdated) -> None:
-        station = message.station
-        model = Path(station.model).name if "/" in station.model else station.model
-        self.query_one(PromptBar).set_station(station.prompt, f"{station.engine} · {model}")
-
-    def on_track_saved(self, message: m.TrackSaved) -> None:
-        self._saved_notices.add(f"saved {message.path}")
-        self.notify(str(message.path), title="saved", timeout=8)
-
     def on_startup_step(self, message: StartupStep) -> None:
         self.query_one(StatusBar).state = message.text
-
-    def on_notice(self, message: m.Notice) -> None:
-        if message.message in self._saved_notices:  # already shown by on_track_saved
-            self._saved_notices.discard(message.message)
-            return
-        self.notify(message.message, severity=message.severity)  # type: ignore[arg-type]
 
     @on(PromptBar.Submitted)
     def _new_station(self, event: PromptBar.Submitted) -> None:
@@ -304,20 +312,24 @@ class LofiApp(App[int]):
         # the TrackSaved event shows where it went
 
     def action_volume(self, delta: float) -> None:
-        self._volume = round(min(1.0, max(0.0, self._volume + delta)), 2)
-        status = self.query_one(StatusBar)
-        status.volume = self._volume
-        if self.scheduler is not None:
-            self.scheduler.set_volume(self._volume)
-            if self._muted and delta > 0:
-                self.action_toggle_mute()
+        scheduler = self.scheduler
+        current = scheduler.volume if scheduler is not None else self._volume
+        volume = round(min(1.0, max(0.0, current + delta)), 2)
+        if scheduler is None:
+            self._volume = volume
+        else:
+            scheduler.set_volume(volume)
+            volume = scheduler.volume
+        self.query_one(StatusBar).volume = volume
+        if delta > 0 and (scheduler.muted if scheduler is not None else self._muted):
+            self.action_toggle_mute()
 
     def action_toggle_mute(self) -> None:
         if self.scheduler is not None:
-            self._muted = self.scheduler.toggle_mute()
+            muted = self.scheduler.toggle_mute()
         else:
-            self._muted = not self._muted
-        self.query_one(StatusBar).muted = self._muted
+            muted = self._muted = not self._muted
+        self.query_one(StatusBar).muted = muted
 
     def action_focus_prompt(self) -> None:
         self.query_one(PromptInput).focus()

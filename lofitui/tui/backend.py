@@ -151,7 +151,9 @@ class Backend:
         )
         cache = TrackCache(cap_bytes=int(s.cache_max_gb * 1_000_000_000))
         player, problem = open_player(s.crossfade)
-        scheduler = Scheduler(self.engine_for, cache, player, lookahead=s.lookahead)
+        scheduler = Scheduler(
+            self.engine_for, cache, player, lookahead=s.lookahead, crossfade_s=s.crossfade
+        )
         return Built(scheduler, station, problem)
 
 

@@ -1,81 +1,46 @@
-"""Typed messages: scheduler events and start-up steps, as Textual messages for the app to route.
+"""Typed messages for the app to route: scheduler events and start-up steps.
 
-Scheduler callbacks are turned into these with :func:`from_event` and posted to the app
-(``post_message`` is thread-safe). Floods (token progress, level, position) coalesce: a message
-with ``can_replace`` is dropped when a newer one of the same kind is already queued behind it.
+Every scheduler event travels in one :class:`SchedulerUpdate` (``post_message`` is thread-safe).
+Floods (token progress, position) coalesce: a message with ``can_replace`` is dropped when a
+newer one of the same kind is already queued behind it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from lofitui.engines.base import Progress
+from lofitui.events import JobProgress, NowPlaying
 
 if TYPE_CHECKING:
-    from lofitui.events import JobInfo, Station
+    from lofitui.events import SchedulerEvent
     from lofitui.models.catalog import ModelEntry
     from lofitui.models.download import DownloadProgress
 
 
 @dataclass
-class JobUpdated(Message):
-    """A job was added or changed state."""
+class SchedulerUpdate(Message):
+    """One scheduler event (:data:`lofitui.events.SchedulerEvent`), delivered to the app.
 
-    job: JobInfo
+    The event's own type says what happened; there is no parallel message class per event.
+    Floods coalesce: a newer playback position replaces a queued one, and a job's newer
+    progress replaces its queued progress. Levels do not: each is one column of the meter.
+    """
 
-
-@dataclass
-class JobProgressed(Message):
-    """Token/step progress of a generating job."""
-
-    job_id: str
-    progress: Progress
+    event: SchedulerEvent
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, JobProgressed) and message.job_id == self.job_id
-
-
-@dataclass
-class PlaybackUpdated(Message):
-    """What is playing, where, and whether paused (about 10 per second)."""
-
-    job: JobInfo | None
-    position_s: float
-    duration_s: float
-    paused: bool
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, PlaybackUpdated)
-
-
-@dataclass
-class LevelUpdated(Message):
-    """Loudness of the audio being heard (RMS and peak, 0..1)."""
-
-    rms: float
-    peak: float
-    # No can_replace: each reading is one column of the meter (only ~10 per second).
-
-
-@dataclass
-class StationUpdated(Message):
-    station: Station
-
-
-@dataclass
-class TrackSaved(Message):
-    job_id: str
-    path: Path
-
-
-@dataclass
-class Notice(Message):
-    message: str
-    severity: str = "information"
+        if not isinstance(message, SchedulerUpdate):
+            return False
+        new, old = self.event, message.event
+        if isinstance(new, NowPlaying):
+            return isinstance(old, NowPlaying)
+        if isinstance(new, JobProgress):
+            return isinstance(old, JobProgress) and old.job_id == new.job_id
+        return False
 
 
 # -- start-up -------------------------------------------------------------------------------------
@@ -104,29 +69,3 @@ class BackendFailed(Message):
 
     title: str
     message: str
-
-
-def _severity(value: str) -> str:
-    return {"info": "information"}.get(value, value)
-
-
-def from_event(event: Any) -> Message | None:
-    """The message for one scheduler event (None for kinds the UI does not show)."""
-    from lofitui import events as s
-
-    match event:
-        case s.JobChanged(job=job):
-            return JobUpdated(job)
-        case s.JobProgress(job_id=job_id, progress=progress):
-            return JobProgressed(job_id, progress)
-        case s.NowPlaying(job=job, position_s=pos, duration_s=dur, paused=paused):
-            return PlaybackUpdated(job, pos, dur, paused)
-        case s.Level(rms=rms, peak=peak):
-            return LevelUpdated(rms, peak)
-        case s.StationChanged(station=station):
-            return StationUpdated(station)
-        case s.TrackSaved(job_id=job_id, path=path):
-            return TrackSaved(job_id, path)
-        case s.Notice(message=message, severity=severity):
-            return Notice(message, _severity(severity))
-    return None

@@ -66,7 +66,7 @@ class TrackProgress(Widget):
 
 
 class NowPlayingView(Vertical):
-    """What is playing now; fed by PlaybackUpdated and LevelUpdated messages via the app."""
+    """What is playing now; the app feeds it the scheduler's NowPlaying and Level events."""
 
     DEFAULT_CSS = """
     NowPlayingView { height: 1fr; }
