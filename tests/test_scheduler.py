@@ -18,7 +18,7 @@ from lofitui.audio.types import Audio
 from lofitui.audio.wav import read_wav
 from lofitui.engines.base import CancelToken, ProgressCallback, TrackRequest
 from lofitui.engines.musicgen import MusicGenEngine
-from lofitui.engines.registry import load_engine
+from lofitui.engines.registry import engine_class
 from lofitui.engines.runtime import RuntimeOptions
 from lofitui.errors import LofiError
 from lofitui.library import TrackCache
@@ -448,7 +448,7 @@ async def test_a_broken_model_directory_is_survived(make, tmp_path: Path) -> Non
 
     def factory(station: Station) -> Any:
         calls.append(station)
-        return load_engine("musicgen", broken, RuntimeOptions("cpu", 1), model_name="tiny")
+        return engine_class("musicgen").load(broken, RuntimeOptions("cpu", 1))
 
     s, _, _ = await make(factory=factory)
     await until(lambda: s.halted, what="halt after 3 failures")

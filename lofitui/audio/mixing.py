@@ -69,27 +69,6 @@ def fade(frames: int, start: float, end: float, shape: str = "cosine") -> np.nda
     return (start + (end - start) * t).astype(np.float32)
 
 
-def apply_fade(samples: np.ndarray, start: float, end: float, shape: str = "cosine") -> np.ndarray:
-    """Return ``samples`` multiplied by :func:`fade` over its whole length."""
-    return (samples * fade(samples.shape[0], start, end, shape)[:, None]).astype(
-        np.float32, copy=False
-    )
-
-
-def ramp_toward(current: float, target: float, frames: int, step: float) -> np.ndarray:
-    """Per-frame gains moving linearly from ``current`` toward ``target`` by at most ``step``.
-
-    This is gain smoothing: a change of volume becomes a ramp of ``|target-current| / step``
-    frames instead of a jump (a click). The gains stop at ``target`` once they reach it.
-    """
-    if frames <= 0:
-        return np.zeros(0, np.float32)
-    steps = np.arange(1, frames + 1, dtype=np.float32) * np.float32(step)
-    if target >= current:
-        return np.minimum(np.float32(current) + steps, np.float32(target))
-    return np.maximum(np.float32(current) - steps, np.float32(target))
-
-
 def levels(samples: np.ndarray) -> tuple[float, float]:
     """Peak and RMS (linear, 0..1 for full scale) of a block, over all channels."""
     if samples.size == 0:

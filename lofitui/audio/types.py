@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,3 +32,14 @@ class Audio:
     @property
     def duration_s(self) -> float:
         return self.frames / self.sample_rate
+
+    @classmethod
+    def join(cls, chunks: Iterable[Audio]) -> Audio:
+        """Consecutive chunks (same rate and channels) as one piece."""
+        parts = list(chunks)
+        if not parts:
+            raise ValueError("no audio to join")
+        rates = {chunk.sample_rate for chunk in parts}
+        if len(rates) != 1:
+            raise ValueError(f"chunks differ in sample rate: {sorted(rates)}")
+        return cls(np.concatenate([chunk.samples for chunk in parts]), parts[0].sample_rate)

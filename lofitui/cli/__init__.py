@@ -11,11 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lofitui.cli.options import EXIT_USAGE, RENDER_DURATION_S, build_parser
+from lofitui.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE
+from lofitui.cli.options import RENDER_DURATION_S, build_parser
 from lofitui.config import LoadedConfig, Settings, build_settings, load_config
 from lofitui.errors import LofiError
-
-EXIT_INTERRUPTED = 130
 
 
 def setup_logging() -> None:

@@ -37,6 +37,7 @@ from rich.progress import (
 from rich.prompt import Confirm
 
 from lofitui import paths
+from lofitui.cli.exits import EXIT_INTERRUPTED
 from lofitui.convert.formats import EXPORT_EXTRA_HINT
 from lofitui.errors import LofiError, ModelError, UsageError
 from lofitui.models import catalog, store
@@ -46,7 +47,6 @@ ENGINE = "ace-step"
 SOURCES_DIR = ".sources"
 REQUIRED_MODULES = ("torch", "diffusers", "transformers", "onnx", "onnxscript")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-EXIT_INTERRUPTED = 130
 
 
 def require_export_extra() -> None:

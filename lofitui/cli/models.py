@@ -14,12 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from lofitui import paths
+from lofitui.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE
 from lofitui.errors import Cancelled, LofiError, ModelError, UsageError
 from lofitui.models import catalog, headless_refusal, store
 from lofitui.models.catalog import MANIFEST_NAME
-
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:

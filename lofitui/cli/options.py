@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import NoReturn
 
 from lofitui import __version__
+from lofitui.cli.exits import EXIT_USAGE
 from lofitui.devices import DEVICE_CHOICES
 from lofitui.engines.registry import ENGINES, engine_class
 from lofitui.models.catalog import DEFAULT_MODELS
 
-EXIT_USAGE = 2
 RENDER_DURATION_S = 10.0  # --render's own track length; config.toml's duration is the player's
 
 

@@ -266,13 +266,9 @@ def _as_float(name: str, value: Any) -> float:
     return number
 
 
-def normalize_peak(audio: np.ndarray) -> np.ndarray:
-    """The reference's two-stage normalisation of [channels, samples]: anti-clip, then -1 dBFS."""
-    return scale_to_peak(audio, float(np.max(np.abs(audio))) if audio.size else 0.0)
-
-
 def scale_to_peak(audio: np.ndarray, peak: float) -> np.ndarray:
-    """:func:`normalize_peak` for a piece of a track whose whole peak is ``peak``.
+    """The reference's two-stage normalisation (anti-clip, then -1 dBFS) of a piece of a
+    [channels, samples] track whose whole peak is ``peak``.
 
     The same float32 operations on every sample, so normalising tile by tile equals normalising
     the joined track exactly (after the anti-clip division the peak is exactly 1).
@@ -373,15 +369,6 @@ class AceStepEngine(EngineBase):
             )
         return AceStepSettings.from_request(request, self.model_defaults)
 
-    def generate(
-        self,
-        request: TrackRequest,
-        on_progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-    ) -> Audio:
-        """The joined :meth:`stream`."""
-        return _join(self.stream(request, on_progress, cancel), self.sample_rate)
-
     def stream(
         self,
         request: TrackRequest,
@@ -410,7 +397,7 @@ class AceStepEngine(EngineBase):
     ) -> Audio:
         """The whole pipeline without the duration limits; ``noise`` [1, L, C] overrides seed."""
         stream = self.render_stream(settings, noise, on_progress, cancel, tile_frames)
-        return _join(stream, self.sample_rate)
+        return Audio.join(stream)
 
     def render_stream(
         self,
@@ -679,7 +666,3 @@ def read_config(model_dir: Path) -> dict[str, Any]:
     if missing:
         raise ModelError(f"{path} lacks {', '.join(missing)}")
     return config
-
-
-def _join(chunks: Iterator[Audio], sample_rate: int) -> Audio:
-    return Audio(np.concatenate([chunk.samples for chunk in chunks]), sample_rate)

@@ -271,14 +271,13 @@ class Engine(Protocol):
 
 
 class EngineBase:
-    """What engine classes share: a no-op ``prepare``, ``check`` from the declarations, and a
-    one-chunk ``stream`` for an engine that does not stream yet."""
+    """What engine classes share: a no-op ``prepare``, ``check`` from the declarations, and
+    ``generate`` as the joined ``stream`` (each engine's one generation path)."""
 
     name: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
     min_duration_s: ClassVar[float]
     max_duration_s: ClassVar[float]
-    generate: Callable[..., Audio]  # each engine's own
 
     @classmethod
     def prepare(
@@ -314,6 +313,13 @@ class EngineBase:
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> Iterator[Audio]:
-        """The whole track as one chunk, once generated (engines that decode in chunks override
-        this to yield each one as it is ready)."""
-        yield self.generate(request, on_progress, cancel)
+        raise NotImplementedError  # every engine streams: this is its one generation path
+
+    def generate(
+        self,
+        request: TrackRequest,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Audio:
+        """The whole track: the joined :meth:`stream`."""
+        return Audio.join(self.stream(request, on_progress, cancel))

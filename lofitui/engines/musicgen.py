@@ -691,16 +691,6 @@ class MusicGenEngine(EngineBase):
 
         return MusicGenStream(run)
 
-    def generate(
-        self,
-        request: TrackRequest,
-        on_progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-    ) -> Audio:
-        """The joined :meth:`stream`."""
-        chunks = [chunk.samples for chunk in self.stream(request, on_progress, cancel)]
-        return Audio(np.concatenate(chunks), self.sample_rate)
-
     def describe(self) -> dict[str, Any]:
         return {
             "engine": self.name,

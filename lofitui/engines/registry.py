@@ -7,14 +7,13 @@ from the classes' declared ``params``; adding an engine is one line here.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lofitui.engines.base import Engine, Param
 from lofitui.errors import UsageError
 
 if TYPE_CHECKING:
-    from lofitui.engines.runtime import RuntimeOptions
+    pass
 
 ENGINES: dict[str, str] = {
     "musicgen": "lofitui.engines.musicgen:MusicGenEngine",
@@ -34,19 +33,3 @@ def engine_class(name: str) -> type[Engine]:
 def engine_params() -> dict[str, tuple[Param, ...]]:
     """Every engine's declared parameters, by engine name, in registry order."""
     return {name: engine_class(name).params for name in ENGINES}
-
-
-def load_engine(
-    name: str,
-    model_dir: Path,
-    options: RuntimeOptions | None = None,
-    *,
-    model_name: str | None = None,
-) -> Engine:
-    """Load ``model_dir`` with the engine called ``name`` (sessions are created here)."""
-    from lofitui.engines.runtime import RuntimeOptions
-
-    engine = engine_class(name).load(Path(model_dir), options or RuntimeOptions())
-    if model_name:
-        engine.model_name = model_name
-    return engine

@@ -42,8 +42,6 @@ from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen
 from lofitui.tui.themes import DEFAULT_THEME, LoadedThemes, load_themes, next_theme
 from lofitui.tui.widgets import NowPlayingView, PromptBar, PromptInput, QueuePanel, StatusBar
 
-VOLUME_STEP = 0.05
-
 
 @dataclass
 class ModelFound(Message):

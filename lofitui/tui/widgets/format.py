@@ -47,9 +47,3 @@ def rate_and_eta(progress: Progress) -> str:
     if progress.eta_s is not None and progress.done < progress.total:
         parts.append(f"{clock(progress.eta_s)} left")
     return " · ".join(parts)
-
-
-def ellipsize(text: str, width: int) -> str:
-    if width <= 0:
-        return ""
-    return text if len(text) <= width else text[: max(0, width - 1)].rstrip() + "…"

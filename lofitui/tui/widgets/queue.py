@@ -94,11 +94,6 @@ class QueuePanel(VerticalScroll):
             self.progress[job_id] = progress
             self.redraw()
 
-    def set_jobs(self, jobs: list[JobInfo]) -> None:
-        self.jobs = {j.id: j for j in jobs if str(j.state) in SHOWN}
-        self._trim_failed()
-        self.redraw()
-
     def _trim_failed(self) -> None:
         failed = [j for j in self.jobs.values() if str(j.state) == "failed"]
         for job in sorted(failed, key=lambda j: j.created)[:-MAX_FAILED]:
