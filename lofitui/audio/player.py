@@ -42,7 +42,7 @@ from lofitui.audio.output import (
     try_realtime_priority,
 )
 from lofitui.audio.timeline import CHANNELS, MAX_CROSSFADE_S, Timeline, prepare
-from lofitui.audio.transport import GainRamp, Transport
+from lofitui.audio.transport import GainRamp, Transport, TransportControls
 from lofitui.audio.types import Audio
 from lofitui.errors import DeviceError
 
@@ -73,7 +73,7 @@ class _Command:
     done: threading.Event
 
 
-class Player:
+class Player(TransportControls):
     """Plays tracks back to back on an audio output, with crossfades, pause and volume.
 
     ``device`` is a sounddevice device (index or name substring; None = the default output),
@@ -233,32 +233,6 @@ class Player:
     def resume(self) -> None:
         """Fade back in over 20 ms from exactly where :meth:`pause` stopped."""
         self.transport.paused = False
-
-    @property
-    def paused(self) -> bool:
-        return self.transport.paused
-
-    @property
-    def volume(self) -> float:
-        """Output volume 0..1 (linear gain); changes are ramped over up to 50 ms."""
-        return self.transport.volume
-
-    @volume.setter
-    def volume(self, value: float) -> None:
-        self.transport.volume = value
-
-    @property
-    def muted(self) -> bool:
-        return self.transport.muted
-
-    @muted.setter
-    def muted(self, value: bool) -> None:
-        self.transport.muted = bool(value)
-
-    def toggle_mute(self) -> bool:
-        """Flip mute and return the new state."""
-        self.transport.muted = not self.transport.muted
-        return self.transport.muted
 
     @property
     def crossfade_s(self) -> float:

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from lofitui.audio.dispatch import Dispatcher
 from lofitui.audio.events import Level, NowPlaying, PlayerEvent, Subscriber
 from lofitui.audio.timeline import MAX_CROSSFADE_S, Timeline, prepare
-from lofitui.audio.transport import Transport
+from lofitui.audio.transport import Transport, TransportControls
 from lofitui.audio.types import Audio
 
 SAMPLERATE = 48000
 TICK_S = 0.1
 
 
-class SilentPlayer:
+class SilentPlayer(TransportControls):
     """Plays nothing, in real time, with the real player's API and events.
 
     Thread-safe. ``transport`` holds volume, mute and pause (shared with whoever passes it);
@@ -116,30 +116,6 @@ class SilentPlayer:
             self._advance()
             self.transport.paused = False
             self._cond.notify_all()
-
-    @property
-    def paused(self) -> bool:
-        return self.transport.paused
-
-    @property
-    def volume(self) -> float:
-        return self.transport.volume
-
-    @volume.setter
-    def volume(self, value: float) -> None:
-        self.transport.volume = value
-
-    @property
-    def muted(self) -> bool:
-        return self.transport.muted
-
-    @muted.setter
-    def muted(self, value: bool) -> None:
-        self.transport.muted = bool(value)
-
-    def toggle_mute(self) -> bool:
-        self.transport.muted = not self.transport.muted
-        return self.transport.muted
 
     @property
     def crossfade_s(self) -> float:

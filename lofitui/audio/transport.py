@@ -41,6 +41,38 @@ class Transport:
         return 0.0 if self.muted else self._volume
 
 
+class TransportControls:
+    """Volume, mute and pause of a player, read from and written to its :class:`Transport`."""
+
+    transport: Transport
+
+    @property
+    def paused(self) -> bool:
+        return self.transport.paused
+
+    @property
+    def volume(self) -> float:
+        """Output volume 0..1 (linear gain); changes are ramped over up to 50 ms."""
+        return self.transport.volume
+
+    @volume.setter
+    def volume(self, value: float) -> None:
+        self.transport.volume = value
+
+    @property
+    def muted(self) -> bool:
+        return self.transport.muted
+
+    @muted.setter
+    def muted(self, value: bool) -> None:
+        self.transport.muted = bool(value)
+
+    def toggle_mute(self) -> bool:
+        """Flip mute and return the new state."""
+        self.transport.muted = not self.transport.muted
+        return self.transport.muted
+
+
 class GainRamp:
     """Applies a :class:`Transport` to blocks of frames with click-free ramps.
 
