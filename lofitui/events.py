@@ -94,10 +94,16 @@ class JobInfo:
     error: str | None
     path: Path | None
     created: float
+    generated_s: float = 0.0  # audio generated so far (streaming); the duration once complete
 
     @property
     def duration_s(self) -> float:
         return self.request.duration_s
+
+    @property
+    def streaming(self) -> bool:
+        """Audible (or handed to the player) while its generation is still running."""
+        return self.state is JobState.PLAYING and self.generated_s < self.duration_s
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ class NowPlaying(Generic[JobT]):
     duration_s: float
     paused: bool = False
     job: JobT | None = None
+    buffering: bool = False  # playback reached a growing track's frontier and waits for it
 
 
 @dataclass(frozen=True)
