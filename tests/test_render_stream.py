@@ -24,14 +24,16 @@ from lofitui.audio.types import Audio
 from lofitui.audio.wav import WavStream, pcm16_bytes, write_wav
 
 MODEL = str(require_fixture())
+ACESTEP = Path(__file__).resolve().parent / "fixtures" / "acestep-tiny" / "turbo"
 RATE = 32000  # the fixture's EnCodec rate, mono
 HEADER = 44
 
 
 def lofi_stream(*args: str, cwd: Path, env: dict) -> subprocess.Popen:
     """``lofi --render ARGS --out -`` with stdout and stderr as pipes."""
+    model = () if "--model" in args else ("--model", MODEL)
     return subprocess.Popen(
-        [sys.executable, "-m", "lofitui", "--render", *args, "--model", MODEL, "--out", "-"],
+        [sys.executable, "-m", "lofitui", "--render", *args, *model, "--out", "-"],
         cwd=cwd,
         env={**os.environ, **env},
         stdin=subprocess.DEVNULL,
@@ -76,6 +78,24 @@ def test_stdout_stream_is_the_file_render_sample_for_sample(tmp_path: Path, cli_
     assert "Traceback" not in stderr and "seed 41" in stderr  # the bars went to stderr
     np.testing.assert_array_equal(np.frombuffer(frames, "<i2")[:, None], expected)
     assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.wav"))
+
+
+def test_acestep_stereo_stream_has_the_exact_promised_length(tmp_path: Path, cli_env: dict) -> None:
+    # 5.01 s is no whole number of VAE frames: the stream is cut or padded to round(5.01 * rate).
+    args = ("rain", "--engine", "ace-step", "--model", str(ACESTEP), "--duration", "5.01")
+    args += ("--seed", "7", "--steps", "2")
+    files = run_lofi("--render", *args, "--out", "out", cwd=tmp_path, env=cli_env)
+    assert files.returncode == 0, files.stderr
+    (path,) = tmp_path.glob("out/*.wav")
+    expected = sf.read(path, dtype="int16", always_2d=True)[0]
+    proc = lofi_stream(*args, cwd=tmp_path, env=cli_env)
+    streamed, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr.decode()
+    data, rate = sf.read(io.BytesIO(streamed), dtype="int16", always_2d=True)
+    assert rate == 48000 and data.shape == (round(5.01 * 48000), 2)
+    common = min(len(data), len(expected))
+    np.testing.assert_array_equal(data[:common], expected[:common])
+    assert not data[common:].any()  # padding, if the engine gave fewer frames, is silence
 
 
 def test_audio_arrives_while_the_track_is_still_generating(tmp_path: Path, cli_env: dict) -> None:
