@@ -1,12 +1,15 @@
-"""Headless rendering: requests → engine → WAV files with sidecar JSON, with rich progress."""
+"""Headless rendering: requests → engine stream → WAV files with sidecar JSON, or one WAV stream
+on stdout, with rich progress on stderr."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +26,17 @@ from rich.progress import (
 )
 
 from lofitui.audio.types import Audio
+from lofitui.audio.wav import MAX_DATA_BYTES, WavStream
 from lofitui.engines.base import CancelToken, Engine, TrackRequest
 from lofitui.engines.base import Progress as GenProgress
+from lofitui.engines.base import ProgressCallback as GenProgressCallback
 from lofitui.errors import UsageError
 from lofitui.library import track_metadata, write_track
 
 FORMATS = ("wav",)
 MAX_COUNT = 1000
+STDOUT = "-"  # --out - : one WAV stream on stdout instead of files
+AHEAD_CHUNKS = 32  # how far generation may run ahead of a slow reader (~32 s of MusicGen)
 
 
 @dataclass(frozen=True)
@@ -58,10 +65,32 @@ class RenderJob:
                 f"unsupported format {self.format!r} (supported: {', '.join(FORMATS)})"
             )
 
+    @property
+    def to_stdout(self) -> bool:
+        """``--out -``: the audio goes to stdout as one WAV stream."""
+        return str(self.out_dir) == STDOUT
+
     def seeds(self) -> list[int]:
         if self.seed is not None:
             return [self.seed + i for i in range(self.count)]
         return [secrets.randbits(31) for _ in range(self.count)]
+
+    def requests(self, engine: Engine, *, engine_name: str, model_name: str) -> list[TrackRequest]:
+        """One request per track, each validated by ``engine`` (before any output starts)."""
+        requests = [
+            TrackRequest(
+                prompt=self.prompt,
+                duration_s=self.duration_s,
+                seed=seed,
+                engine=engine_name,
+                model=model_name,
+                params=self.params,
+            )
+            for seed in self.seeds()
+        ]
+        for request in requests:
+            engine.validate(request)
+        return requests
 
 
 def check_writable(directory: Path) -> Path:
@@ -78,40 +107,89 @@ def check_writable(directory: Path) -> Path:
     return directory
 
 
-def run_in_worker(
-    engine: Engine,
-    request: TrackRequest,
-    on_progress: Callable[[GenProgress], None],
-    cancel: CancelToken,
-) -> Audio:
-    """Generate on a worker thread so Ctrl-C is seen at once and turned into a cancel.
+@dataclass(frozen=True)
+class Chunk:
+    """The next piece of track ``index``'s audio."""
 
-    Waits on an Event, not ``Thread.join``: a KeyboardInterrupt inside ``join`` can leave
-    CPython believing the thread has stopped while it still runs inside ONNX Runtime.
+    index: int
+    audio: Audio
+
+
+@dataclass(frozen=True)
+class TrackDone:
+    """Track ``index`` is complete; generating it took ``seconds``."""
+
+    index: int
+    seconds: float
+
+
+class Generation:
+    """The requests generated one after another on a worker thread, read as :class:`Chunk` and
+    :class:`TrackDone` events as they come; the worker runs up to :data:`AHEAD_CHUNKS` chunks
+    ahead of a slow reader (a pipe to a player), then waits.
+
+    A context manager: leaving it early (Ctrl-C, a closed pipe, an error) cancels the generation
+    and waits until the engine has stopped. Waits are short timed waits, never ``Thread.join``:
+    a KeyboardInterrupt inside ``join`` can leave CPython believing the thread has stopped while
+    it still runs inside ONNX Runtime.
     """
-    result: dict[str, Any] = {}
-    done = threading.Event()
 
-    def work() -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        requests: list[TrackRequest],
+        begin: Callable[[int], GenProgressCallback],
+        cancel: CancelToken,
+    ) -> None:
+        self._engine = engine
+        self._requests = requests
+        self._begin = begin
+        self._cancel = cancel
+        self._events: queue.Queue[Chunk | TrackDone] = queue.Queue(maxsize=AHEAD_CHUNKS)
+        self._stopped = threading.Event()
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> Generation:
+        threading.Thread(target=self._work, name="lofi-render", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self._stopped.is_set():
+            self._cancel.cancel()
+            while not self._stopped.wait(0.1):  # the engine stops at its next step
+                pass
+
+    def __iter__(self) -> Iterator[Chunk | TrackDone]:
+        while True:
+            try:
+                yield self._events.get(timeout=0.1)
+            except queue.Empty:
+                # Everything the worker put is queued before it says it stopped.
+                if self._stopped.is_set() and self._events.empty():
+                    if self._error is not None:
+                        raise self._error from None
+                    return
+
+    def _work(self) -> None:
         try:
-            result["audio"] = engine.generate(request, on_progress, cancel)
+            for index, request in enumerate(self._requests):
+                started = time.perf_counter()
+                for audio in self._engine.stream(request, self._begin(index), self._cancel):
+                    self._put(Chunk(index, audio))
+                self._put(TrackDone(index, time.perf_counter() - started))
         except BaseException as exc:
-            result["error"] = exc
+            self._error = exc
         finally:
-            done.set()
+            self._stopped.set()
 
-    threading.Thread(target=work, name="lofi-render", daemon=True).start()
-    try:
-        while not done.wait(0.1):
-            pass
-    except KeyboardInterrupt:
-        cancel.cancel()
-        while not done.wait(0.1):  # the engine stops at its next step
-            pass
-        raise
-    if "error" in result:
-        raise result["error"]
-    return result["audio"]
+    def _put(self, event: Chunk | TrackDone) -> None:
+        while True:
+            self._cancel.check()
+            try:
+                self._events.put(event, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
 
 def render(
@@ -122,13 +200,75 @@ def render(
     model_name: str,
     console: Console | None = None,
 ) -> list[Path]:
-    """Render every track of ``job``; returns the written WAV paths."""
+    """Render every track of ``job`` to files; returns the written WAV paths.
+
+    Each track is written (16-bit WAV and sidecar, atomically) once it is complete.
+    """
     job.validate()
     out_dir = check_writable(job.out_dir)
-    console = console or Console(stderr=True)
+    requests = job.requests(engine, engine_name=engine_name, model_name=model_name)
     written: list[Path] = []
-    cancel = CancelToken()
-    columns = (
+    parts: list[Audio] = []
+    with _generating(engine, requests, console) as (bars, gen):
+        for event in gen:
+            if isinstance(event, Chunk):
+                parts.append(event.audio)
+                continue
+            request = requests[event.index]
+            audio, parts = Audio.join(parts), []
+            metadata = track_metadata(request, engine, audio, event.seconds)
+            path = write_track(out_dir, request, audio, metadata)
+            bars.finish(event.index, f"→ {path.name}")
+            written.append(path)
+    return written
+
+
+def render_stream(
+    job: RenderJob,
+    engine: Engine,
+    write: Callable[[bytes], object],
+    *,
+    engine_name: str,
+    model_name: str,
+    console: Console | None = None,
+) -> None:
+    """Render every track of ``job`` as one 16-bit WAV stream through ``write`` (a pipe).
+
+    The header comes first and promises ``round(duration × rate)`` frames per track, all
+    ``count`` tracks back to back; each track's audio follows as it is generated, cut or padded
+    with silence to exactly that length. No sidecar is written. An error from ``write`` (a
+    closed pipe: BrokenPipeError) cancels the generation and propagates.
+    """
+    job.validate()
+    requests = job.requests(engine, engine_name=engine_name, model_name=model_name)
+    per_track = round(job.duration_s * engine.sample_rate)
+    frames = per_track * job.count
+    size = frames * engine.channels * 2
+    if size > MAX_DATA_BYTES:
+        raise UsageError(
+            f"--out - writes one WAV of at most 4 GiB; {job.count} x {job.duration_s:g} s "
+            f"would be {size / 2**30:.1f} GiB: lower --count or --duration"
+        )
+    wav = WavStream(write, frames, engine.sample_rate, engine.channels)
+    wav.start()
+    with _generating(engine, requests, console) as (bars, gen):
+        for event in gen:
+            end = (event.index + 1) * per_track
+            if isinstance(event, Chunk):
+                room = end - wav.written
+                audio = event.audio
+                if audio.frames > room:
+                    audio = Audio(audio.samples[:room], audio.sample_rate)
+                wav.write(audio)
+            else:
+                wav.pad(end - wav.written)
+                bars.finish(event.index, "→ stdout")
+
+
+class _Bars:
+    """One rich progress bar per track, on stderr; ``begin`` is called from the worker."""
+
+    COLUMNS = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -138,35 +278,33 @@ def render(
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
-    requests = [
-        TrackRequest(
-            prompt=job.prompt,
-            duration_s=job.duration_s,
-            seed=seed,
-            engine=engine_name,
-            model=model_name,
-            params=job.params,
-        )
-        for seed in job.seeds()
-    ]
-    for request in requests:  # refuse bad parameters before any progress bar appears
-        engine.validate(request)
-    with Progress(*columns, console=console, transient=False) as bars:
-        for index, request in enumerate(requests):
-            seed = request.seed
-            label = f"track {index + 1}/{job.count} seed {seed}"
-            task = bars.add_task(label, total=None, unit="", rate="")
-            started = time.perf_counter()
-            audio = run_in_worker(engine, request, _progress_updater(bars, task), cancel)
-            path = write_track(
-                out_dir,
-                request,
-                audio,
-                track_metadata(request, engine, audio, time.perf_counter() - started),
-            )
-            bars.update(task, description=f"{label} → {path.name}")
-            written.append(path)
-    return written
+
+    def __init__(self, progress: Progress, requests: list[TrackRequest]) -> None:
+        self._progress = progress
+        self._requests = requests
+        self._tasks: dict[int, tuple[TaskID, str]] = {}
+
+    def begin(self, index: int) -> GenProgressCallback:
+        """Show track ``index``'s bar; the callback that moves it."""
+        label = f"track {index + 1}/{len(self._requests)} seed {self._requests[index].seed}"
+        task = self._progress.add_task(label, total=None, unit="", rate="")
+        self._tasks[index] = (task, label)
+        return _progress_updater(self._progress, task)
+
+    def finish(self, index: int, note: str) -> None:
+        task, label = self._tasks[index]
+        self._progress.update(task, description=f"{label} {note}")
+
+
+@contextlib.contextmanager
+def _generating(
+    engine: Engine, requests: list[TrackRequest], console: Console | None
+) -> Iterator[tuple[_Bars, Generation]]:
+    """The progress bars (on stderr) and the running generation of ``requests``."""
+    with Progress(*_Bars.COLUMNS, console=console or Console(stderr=True)) as progress:
+        bars = _Bars(progress, requests)
+        with Generation(engine, requests, bars.begin, CancelToken()) as generation:
+            yield bars, generation
 
 
 def _progress_updater(bars: Progress, task: TaskID) -> Callable[[GenProgress], None]:
@@ -177,4 +315,13 @@ def _progress_updater(bars: Progress, task: TaskID) -> Callable[[GenProgress], N
     return update
 
 
-__all__ = ["RenderJob", "check_writable", "render"]
+__all__ = [
+    "STDOUT",
+    "Chunk",
+    "Generation",
+    "RenderJob",
+    "TrackDone",
+    "check_writable",
+    "render",
+    "render_stream",
+]

@@ -1,4 +1,4 @@
-"""WAV files: atomic writes and reads that refuse truncated or corrupt files.
+"""WAV files: atomic writes, reads that refuse truncated or corrupt files, and 16-bit WAV streams.
 
 Decoding and encoding are libsndfile's (through ``soundfile``). libsndfile quietly shortens a
 file whose header promises more data than it holds, so :func:`read_wav` also checks the RIFF
@@ -8,8 +8,10 @@ shorter track, and garbage is never played as noise.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +26,8 @@ Subtype = Literal["FLOAT", "PCM_16"]
 SUBTYPES: tuple[Subtype, ...] = ("FLOAT", "PCM_16")
 
 _UNKNOWN_SIZE = 0xFFFFFFFF  # what streaming writers put in a size field they could not fill
+_HEADER_BYTES = 44  # RIFF + fmt (16-byte PCM) + data chunk headers
+MAX_DATA_BYTES = 0xFFFFFFFF - (_HEADER_BYTES - 8)  # the RIFF size field is 32 bits
 
 
 class CorruptAudioError(LofiError):
@@ -48,6 +52,81 @@ def write_wav(path: str | os.PathLike[str], audio: Audio, subtype: Subtype = "FL
     with atomic_path(target) as tmp:
         sf.write(tmp, samples, audio.sample_rate, subtype=subtype, format="WAV")
     return target
+
+
+def pcm16_bytes(samples: np.ndarray) -> bytes:
+    """(frames, channels) float samples as little-endian 16-bit PCM, clipped to [-1, 1].
+
+    Converted by libsndfile, as :func:`write_wav` converts ``"PCM_16"``: the same samples give
+    the same integers in a stream as in a file.
+    """
+    buffer = io.BytesIO()
+    clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    sf.write(buffer, clipped, 8000, format="RAW", subtype="PCM_16", endian="LITTLE")
+    return buffer.getvalue()
+
+
+def wav_header(frames: int, sample_rate: int, channels: int) -> bytes:
+    """The 44-byte header of a 16-bit PCM WAV holding exactly ``frames`` frames."""
+    data = frames * channels * 2
+    if frames < 0 or channels < 1 or sample_rate < 1:
+        raise ValueError(f"no WAV of {frames} frames, {channels} channels at {sample_rate} Hz")
+    if data > MAX_DATA_BYTES:
+        raise ValueError(f"{data} bytes of audio exceed a WAV file's 4 GiB")
+    block = channels * 2
+    fmt = struct.pack("<HHIIHH", 1, channels, sample_rate, sample_rate * block, block, 16)
+    return (
+        struct.pack("<4sI4s", b"RIFF", _HEADER_BYTES - 8 + data, b"WAVE")
+        + struct.pack("<4sI", b"fmt ", len(fmt))
+        + fmt
+        + struct.pack("<4sI", b"data", data)
+    )
+
+
+class WavStream:
+    """A 16-bit WAV whose length is known before its audio: the header first, then the audio
+    as it arrives, to a sink that cannot seek (a pipe).
+
+    The header promises exactly ``frames`` frames: :meth:`write` refuses audio past them and
+    :meth:`pad` fills with silence, so a finished stream is always a valid, complete file.
+    """
+
+    def __init__(
+        self, write: Callable[[bytes], object], frames: int, sample_rate: int, channels: int
+    ) -> None:
+        self._write = write
+        self.frames = frames
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.written = 0
+        self._header = wav_header(frames, sample_rate, channels)  # checks the size first
+        self._started = False
+
+    def start(self) -> None:
+        """Send the header (at once, so a player can open its device before the audio)."""
+        if not self._started:
+            self._started = True
+            self._write(self._header)
+
+    def write(self, audio: Audio) -> None:
+        """Send ``audio`` (same rate and channels as promised) after what was sent."""
+        if (audio.sample_rate, audio.channels) != (self.sample_rate, self.channels):
+            raise ValueError(
+                f"audio at {audio.sample_rate} Hz x{audio.channels} in a WAV stream of "
+                f"{self.sample_rate} Hz x{self.channels}"
+            )
+        if self.written + audio.frames > self.frames:
+            raise ValueError(f"audio past the {self.frames} frames the WAV header promised")
+        self.start()
+        if audio.frames:
+            self._write(pcm16_bytes(audio.samples))
+            self.written += audio.frames
+
+    def pad(self, frames: int) -> None:
+        """Send ``frames`` frames of silence (never past the promised length)."""
+        if frames > 0:
+            silence = np.zeros((frames, self.channels), dtype=np.float32)
+            self.write(Audio(silence, self.sample_rate))
 
 
 def read_wav(path: str | os.PathLike[str]) -> Audio:

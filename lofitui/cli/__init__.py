@@ -6,15 +6,17 @@ config.toml (:func:`lofitui.config.build_settings`), hand them to the app or the
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from lofitui.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE
 from lofitui.cli.options import RENDER_DURATION_S, build_parser
 from lofitui.config import LoadedConfig, Settings, build_settings, load_config
-from lofitui.errors import LofiError
+from lofitui.errors import LofiError, UsageError
 
 
 def setup_logging() -> None:
@@ -83,12 +85,12 @@ def load_settings(given: Mapping[str, Any]) -> tuple[Settings, LoadedConfig]:
 
 def render_files(settings: Settings, given: Mapping[str, Any]) -> int:
     """``lofi --render``: check everything the model is not needed for, open the engine,
-    write the tracks; prints each written path."""
+    write the tracks; prints each written path. ``--out -``: one WAV stream on stdout."""
     from lofitui import session
     from lofitui.cli import prompts
     from lofitui.engines.base import TrackRequest
     from lofitui.engines.registry import engine_class
-    from lofitui.render import RenderJob, check_writable, render
+    from lofitui.render import RenderJob, check_writable, render, render_stream
 
     job = RenderJob(
         prompt=given["render"],
@@ -104,23 +106,60 @@ def render_files(settings: Settings, given: Mapping[str, Any]) -> int:
     engine_class(settings.engine).check(
         TrackRequest(job.prompt, job.duration_s, 0, settings.engine, settings.model, job.params)
     )
-    check_writable(job.out_dir)
-    with prompts.terminal(settings.assume_yes) as downloads:
-        opened = session.open_engine(
-            settings.engine,
-            settings.model,
-            device=settings.device,
-            threads=settings.threads,
-            offline=settings.offline,
-            consent=downloads.consent,
-            progress=downloads.progress,
-            on_stage=lambda msg: print(f"lofi: {msg}...", file=sys.stderr),
-        )
-    # The sidecar records every parameter the track used: the model's defaults fill the gaps.
-    job = RenderJob(**{**job.__dict__, "params": {**opened.defaults, **job.params}})
-    for path in render(job, opened.engine, engine_name=settings.engine, model_name=settings.model):
-        print(path)
+    if job.to_stdout:
+        if os.isatty(1):
+            raise UsageError("--out - writes WAV audio to stdout: pipe it (| aplay) or give a DIR")
+    else:
+        check_writable(job.out_dir)
+    with _audio_stdout() if job.to_stdout else contextlib.nullcontext() as audio:
+        with prompts.terminal(settings.assume_yes) as downloads:
+            opened = session.open_engine(
+                settings.engine,
+                settings.model,
+                device=settings.device,
+                threads=settings.threads,
+                offline=settings.offline,
+                consent=downloads.consent,
+                progress=downloads.progress,
+                on_stage=lambda msg: print(f"lofi: {msg}...", file=sys.stderr),
+            )
+        # The sidecar records every parameter the track used: the model's defaults fill the gaps.
+        job = RenderJob(**{**job.__dict__, "params": {**opened.defaults, **job.params}})
+        names = {"engine_name": settings.engine, "model_name": settings.model}
+        if audio is None:
+            for path in render(job, opened.engine, **names):
+                print(path)
+            return 0
+        try:
+            render_stream(job, opened.engine, audio, **names)
+        except BrokenPipeError:
+            pass  # the reader had enough (| head): generation is cancelled, a quiet exit
+        except KeyboardInterrupt:
+            print("lofi: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
     return 0
+
+
+@contextlib.contextmanager
+def _audio_stdout() -> Iterator[Callable[[bytes], None]]:
+    """Stdout kept for the WAV stream alone: yields the function that writes to it, while file
+    descriptor 1 points at stderr, so a stray print (ours, a library's, native code's) can never
+    corrupt the audio."""
+    sys.stdout.flush()
+    audio_fd = os.dup(1)
+    os.dup2(2, 1)
+
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(audio_fd, view) :]
+
+    try:
+        yield write
+    finally:
+        sys.stdout.flush()  # what was printed meanwhile belongs to stderr
+        os.dup2(audio_fd, 1)
+        os.close(audio_fd)
 
 
 __all__ = [

@@ -52,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, metavar="N", help="first seed (track i uses N+i); random if omitted"
     )
     parser.add_argument(
-        "--out", type=Path, metavar="DIR", help="output directory (default: current directory)"
+        "--out",
+        type=Path,
+        metavar="DIR|-",
+        help="output directory (default: current directory); '-' writes one 16-bit WAV stream "
+        "to stdout as it is generated, all --count tracks back to back, no sidecar JSON "
+        "(lofi --render ... --out - | aplay)",
     )
     parser.add_argument("--format", choices=["wav"], help="output format (default wav)")
     parser.add_argument("--engine", help=" or ".join(ENGINES))
