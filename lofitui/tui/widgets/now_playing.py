@@ -1,4 +1,5 @@
-"""The now-playing view: prompt, engine/model/seed, elapsed/total with a bar, a level meter."""
+"""The now-playing view: prompt, engine/model/seed, elapsed/total with a bar (three parts while
+the track is still being generated), a level meter."""
 
 from __future__ import annotations
 
