@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import threading
 from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.style import Style
+from textual.color import Color
 from textual.widgets import Button, Input, ProgressBar, Static
 from tui_fakes import (
     FakeBackend,
@@ -30,6 +33,8 @@ from lofitui.tui.history import PromptHistory
 from lofitui.tui.messages import SchedulerUpdate
 from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen
 from lofitui.tui.widgets import NowPlayingView, PromptInput, QueuePanel, StatusBar
+from lofitui.tui.widgets.format import bar, stream_bar
+from lofitui.tui.widgets.now_playing import TrackProgress
 
 SIZE = (100, 30)
 
@@ -393,3 +398,128 @@ async def test_progress_flood_keeps_the_ui_current(tui_env):
         await pilot.pause()
         assert app.query_one(QueuePanel).progress["job-2"].done == 500
         assert isinstance(app.query_one(PromptInput), Input)
+
+
+# -- streaming: a track handed to the player while it is still being generated ------------------
+
+BAR = re.compile(r"(━*)(╸?)(─*)(╌*)")
+
+
+def progress_bar(app: LofiApp) -> tuple[str, str, str, str, str]:
+    """The now-playing line split up: (line, played, generated-ahead, to-come, note)."""
+    line = text_of(app.query_one(TrackProgress)).rstrip()
+    match = max(BAR.finditer(line), key=lambda m: len(m.group(0)))
+    played = match.group(1) + match.group(2)
+    _total, *note = line[match.end() :].split(" · ", 1)  # "0:30 · 0:18 generated"
+    return line, played, match.group(3), match.group(4), "".join(note)
+
+
+def test_stream_bar_parts_and_glyphs():
+    plain = Style()
+    assert stream_bar(0.4, 0.6, 20, plain, plain, plain).plain == "━" * 8 + "─" * 4 + "╌" * 8
+    assert stream_bar(0.425, 0.6, 20, plain, plain, plain).plain == "━" * 8 + "╸" + "───╌" + "╌" * 7
+    # the playhead is never ahead of what exists; complete, it is the plain bar
+    assert stream_bar(0.5, 0.3, 20, plain, plain, plain).plain == "━" * 10 + "╌" * 10
+    assert stream_bar(0.4, 1.0, 20, plain, plain, plain).plain == bar(0.4, 20, plain, plain).plain
+    # what is still to come shows until the very end (rounded down)
+    assert stream_bar(0.5, 0.99, 20, plain, plain, plain).plain.endswith("─╌")
+    styles = Style(color="red"), Style(color="green"), Style(color="blue")
+    spans = {(s.start, s.end, str(s.style)) for s in stream_bar(0.4, 0.6, 20, *styles).spans}
+    assert spans == {(8, 12, "green"), (12, 20, "blue")}
+
+
+async def test_streaming_track_shows_what_is_generated_ahead(tui_env):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        fake.emit(*tui_playing_events(position=12.0, generated=18.0))
+        await pilot.pause()
+        line, played, ahead, to_come, note = progress_bar(app)
+        width = len(played) + len(ahead) + len(to_come)
+        assert line.startswith("▶") and "0:12" in line and "0:30" in line
+        plain = Style()
+        assert played and ahead and to_come and note == "0:18 generated"
+        assert played + ahead + to_come == stream_bar(12 / 30, 18 / 30, width, *[plain] * 3).plain
+        assert app.query_one(StatusBar).state == "playing"
+        rows = text_of(app.query_one(QueuePanel).query_one("#queue-rows"))
+        lines = rows.splitlines()
+        assert "▶ playing" in lines[0]
+        assert "∿ streaming" in lines[1] and "0:18 / 0:30" in lines[1] and "98 tok/s" in lines[1]
+        assert "◐ generating" in lines[2] and "42%" in lines[3]
+        assert rows.count("streaming") == 1
+        # generation moves on: a JobChanged carries the playing job's new frontier
+        fake.emit(JobChanged(tui_job(1, "playing", generated_s=24.0)))
+        await pilot.pause()
+        _, played, ahead, to_come, note = progress_bar(app)
+        assert len(played + ahead) == width * 24 // 30 and note == "0:24 generated"
+        assert "0:24 / 0:30" in text_of(app.query_one(QueuePanel).query_one("#queue-rows"))
+        # an older playback snapshot does not take it back
+        fake.emit(NowPlaying("job-1", 12.5, 30.0, False, tui_job(1, "playing", generated_s=18.0)))
+        await pilot.pause()
+        assert len(progress_bar(app)[1] + progress_bar(app)[2]) == width * 24 // 30
+        # complete: the bar is the plain one again and the queue row just plays
+        fake.emit(JobChanged(tui_job(1, "playing")))
+        await pilot.pause()
+        line, played, ahead, to_come, note = progress_bar(app)
+        assert not to_come and not note
+        assert played + ahead == bar(12.5 / 30, len(played + ahead), plain, plain).plain
+        rows = text_of(app.query_one(QueuePanel).query_one("#queue-rows"))
+        assert "streaming" not in rows and "▶ playing" in rows
+
+
+async def test_buffering_replaces_playing(tui_env):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        fake.emit(*tui_playing_events(position=18.0, generated=18.0, buffering=True))
+        await pilot.pause()
+        line, _played, ahead, to_come, note = progress_bar(app)
+        assert line.startswith("◌") and note == "buffering…"
+        assert not ahead and to_come  # the playhead is at the frontier
+        assert app.query_one(StatusBar).state == "buffering"
+        await pilot.press("space")  # pausing shows paused; resuming shows buffering again
+        assert app.query_one(StatusBar).state == "paused"
+        await pilot.press("space")
+        assert app.query_one(StatusBar).state == "buffering"
+        job = tui_job(1, "playing", generated_s=21.0)
+        fake.emit(NowPlaying("job-1", 18.1, 30.0, False, job))
+        await pilot.pause()
+        line, *_, note = progress_bar(app)
+        assert line.startswith("▶") and note == "0:21 generated"
+        assert app.query_one(StatusBar).state == "playing"
+
+
+async def test_stream_bar_is_legible_in_every_theme(tui_env):
+    """Played, generated and to-come: each a clear step apart, in every built-in theme."""
+
+    def contrast(a: Color, b: Color) -> float:
+        def luminance(c: Color) -> float:
+            def channel(v: int) -> float:
+                v /= 255
+                return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+            return 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b)
+
+        high, low = sorted((luminance(a), luminance(b)), reverse=True)
+        return (high + 0.05) / (low + 0.05)
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        fake.emit(*tui_playing_events(position=12.0, generated=18.0))
+        assert set(app.loaded_themes.names) >= {"lofi", "midnight", "paper"}
+        for theme in app.loaded_themes.names:
+            app.theme = theme
+            await pilot.pause()
+            progress = app.query_one(TrackProgress)
+            background = progress.background_colors[1]
+            played, generated, ahead = (
+                Color.from_rich_color(
+                    progress.get_component_rich_style(f"track-progress--{p}").color
+                )
+                for p in ("filled", "generated", "ahead")
+            )
+            assert contrast(played, background) >= 4.5, theme
+            assert contrast(played, generated) >= 1.4, theme
+            assert contrast(generated, ahead) >= 1.4, theme
+            assert contrast(ahead, background) >= 1.4, theme

@@ -57,10 +57,10 @@ def test_snapshot_generating(tui_env, snap_compare):
     assert snap_compare(app_with(fake), terminal_size=SIZE, run_before=run_before)
 
 
-def _playing(fake: FakeScheduler, *keys: str):
+def _playing(fake: FakeScheduler, *keys: str, **scene):
     async def run_before(pilot) -> None:
         await _attached(pilot)
-        fake.emit(*tui_playing_events(position=12.0))
+        fake.emit(*tui_playing_events(**{"position": 12.0, **scene}))
         await pilot.pause()
         if keys:
             await pilot.press(*keys)
@@ -72,6 +72,20 @@ def _playing(fake: FakeScheduler, *keys: str):
 def test_snapshot_playing(tui_env, snap_compare):
     fake = FakeScheduler()
     assert snap_compare(app_with(fake), terminal_size=SIZE, run_before=_playing(fake))
+
+
+def test_snapshot_streaming(tui_env, snap_compare):
+    """The playing track is 18 s generated of 30, played to 0:12: a three-part bar."""
+    fake = FakeScheduler()
+    run_before = _playing(fake, generated=18.0)
+    assert snap_compare(app_with(fake), terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_buffering(tui_env, snap_compare):
+    """Playback reached the frontier (0:18 of 0:30 generated) and waits for it."""
+    fake = FakeScheduler()
+    run_before = _playing(fake, position=18.0, generated=18.0, buffering=True)
+    assert snap_compare(app_with(fake), terminal_size=SIZE, run_before=run_before)
 
 
 def test_snapshot_help(tui_env, snap_compare):

@@ -98,9 +98,14 @@ def tui_job(
     prompt: str = TUI_PROMPT,
     progress: Progress | None = None,
     error: str | None = None,
+    generated_s: float | None = None,
 ) -> ev.JobInfo:
-    """A deterministic JobInfo (job-n, created n)."""
+    """A deterministic JobInfo (job-n, created n); ``generated_s`` defaults to the whole track
+    once it is ready, and to nothing before."""
     station = ev.Station(prompt=prompt, model="musicgen-small", duration_s=30.0)
+    if generated_s is None:
+        complete = state in ("ready", "playing", "played")
+        generated_s = station.duration_s if complete else 0.0
     return ev.JobInfo(
         id=f"job-{n}",
         station=station,
@@ -110,18 +115,31 @@ def tui_job(
         error=error,
         path=None,
         created=float(n),
+        generated_s=generated_s,
     )
 
 
-def tui_playing_events(position: float = 12.0, paused: bool = False) -> list:
-    """A steady scene: one playing, one generating at 42 %, one queued, levels for the meter."""
-    playing = tui_job(1, "playing")
-    events: list = [
-        ev.JobChanged(playing),
+def tui_playing_events(
+    position: float = 12.0,
+    paused: bool = False,
+    *,
+    generated: float | None = None,
+    buffering: bool = False,
+) -> list:
+    """A steady scene: one playing, one generating at 42 %, one queued, levels for the meter.
+
+    ``generated``: the playing track is still being generated (streaming), this far;
+    ``buffering``: playback waits at that frontier.
+    """
+    playing = tui_job(1, "playing", generated_s=generated)
+    events: list = [ev.JobChanged(playing)]
+    if generated is not None:
+        events.append(ev.JobProgress("job-1", Progress(900, 1500, "token", eta_s=6.1, rate=98.0)))
+    events += [
         ev.JobChanged(tui_job(2, "generating")),
         ev.JobProgress("job-2", Progress(630, 1500, "token", eta_s=14.2, rate=61.0)),
         ev.JobChanged(tui_job(3, "queued")),
-        ev.NowPlaying(playing.id, position, 30.0, paused, playing),
+        ev.NowPlaying(playing.id, position, 30.0, paused, playing, buffering),
     ]
     for i in range(120):
         rms = 0.08 + 0.06 * math.sin(i / 5.0) + 0.03 * math.sin(i / 1.7)

@@ -230,7 +230,9 @@ class LofiApp(App[int]):
             case JobChanged(job=job):
                 queue = self.query_one(QueuePanel)
                 queue.update_job(job)
-                self.query_one(NowPlayingView).set_waiting(queue.generating)
+                now_playing = self.query_one(NowPlayingView)
+                now_playing.update_job(job)
+                now_playing.set_waiting(queue.generating)
             case JobProgress(job_id=job_id, progress=progress):
                 self.query_one(QueuePanel).update_progress(job_id, progress)
             case NowPlaying() as now:
@@ -250,14 +252,19 @@ class LofiApp(App[int]):
                 self.notify(text, severity="information" if severity == "info" else severity)
 
     def _show_playback(self, now: NowPlaying[JobInfo]) -> None:
-        self.query_one(NowPlayingView).update_playback(
-            now.job, now.position_s, now.duration_s, now.paused
-        )
+        view = self.query_one(NowPlayingView)
+        view.update_playback(now.job, now.position_s, now.duration_s, now.paused, now.buffering)
         status = self.query_one(StatusBar)
         if now.job is not None:
-            status.state = "paused" if now.paused else "playing"
+            status.state = self._play_state(now.paused)
         elif self.scheduler is not None:
             status.state = "tuning in" if self.query_one(QueuePanel).generating else "idle"
+
+    def _play_state(self, paused: bool) -> str:
+        """The status bar's word for a track in the player."""
+        if paused:
+            return "paused"
+        return "buffering" if self.query_one(NowPlayingView).buffering else "playing"
 
     def on_startup_step(self, message: StartupStep) -> None:
         self.query_one(StatusBar).state = message.text
@@ -289,7 +296,7 @@ class LofiApp(App[int]):
             paused = scheduler.toggle_pause()
             status = self.query_one(StatusBar)
             if self.query_one(NowPlayingView).job is not None:
-                status.state = "paused" if paused else "playing"
+                status.state = self._play_state(paused)
 
     def action_skip(self) -> None:
         if (scheduler := self._live()) is not None:

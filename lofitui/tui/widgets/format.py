@@ -20,17 +20,43 @@ def clock(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+def _clamp(fraction: float) -> float:
+    return min(1.0, max(0.0, fraction))
+
+
+def _filled(fraction: float, width: int, style: Style) -> Text:
+    """The filled start of a bar, half-cell resolution: ``━━━━╸``."""
+    full, half = divmod(round(_clamp(fraction) * width * 2), 2)
+    return Text("━" * full + ("╸" if half and full < width else ""), style=style, end="")
+
+
 def bar(fraction: float, width: int, filled: Style, empty: Style) -> Text:
     """A thin horizontal bar with half-cell resolution: ``━━━━╸────``."""
     width = max(0, width)
-    fraction = min(1.0, max(0.0, fraction))
-    halves = round(fraction * width * 2)
-    full, half = divmod(halves, 2)
-    text = Text("━" * full, style=filled, end="")
-    if half and full < width:
-        text.append("╸", style=filled)
-        full += 1
-    text.append("─" * (width - full), style=empty)
+    text = _filled(fraction, width, filled)
+    text.append("─" * (width - len(text)), style=empty)
+    return text
+
+
+def stream_bar(
+    played: float,
+    generated: float,
+    width: int,
+    played_style: Style,
+    generated_style: Style,
+    ahead_style: Style,
+) -> Text:
+    """A bar of a track still being generated: ``━━━━╸───╌╌╌╌``.
+
+    Played (``━``, half-cell ``╸``), generated but not yet played (``─``), still to come
+    (``╌``): the glyphs tell the parts apart where colour cannot. ``generated`` is rounded
+    down to whole cells, so what is still to come shows until the very end.
+    """
+    width = max(0, width)
+    text = _filled(played, width, played_style)
+    frontier = max(len(text), int(_clamp(generated) * width))
+    text.append("─" * (frontier - len(text)), style=generated_style)
+    text.append("╌" * (width - frontier), style=ahead_style)
     return text
 
 

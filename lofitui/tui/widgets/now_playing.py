@@ -1,4 +1,5 @@
-"""The now-playing view: prompt, engine/model/seed, elapsed/total with a bar, a level meter."""
+"""The now-playing view: prompt, engine/model/seed, elapsed/total with a bar (three parts while
+the track is still being generated), a level meter."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from lofitui.tui.widgets.format import bar, clock
+from lofitui.tui.widgets.format import bar, clock, stream_bar
 from lofitui.tui.widgets.level_meter import LevelMeter
 
 if TYPE_CHECKING:
@@ -21,48 +22,99 @@ if TYPE_CHECKING:
 
 
 class TrackProgress(Widget):
-    """``▶ 0:12 ━━━━━━╸───── 0:30``; the icon shows paused / muted / idle."""
+    """``▶ 0:12 ━━━━━━╸───── 0:30``; the icon shows paused / buffering / idle.
+
+    While the track is still being generated (``generated`` below ``duration``) the bar has a
+    third part, ``━━━━╸───╌╌╌╌``: played, generated ahead of the playhead, still to come; and
+    a note says how much is generated, or that playback waits for it ("buffering").
+    """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "track-progress--filled",
         "track-progress--empty",
+        "track-progress--generated",
+        "track-progress--ahead",
         "track-progress--icon",
+        "track-progress--note",
+        "track-progress--buffering",
     }
     DEFAULT_CSS = """
     TrackProgress { height: 1; }
     TrackProgress > .track-progress--filled { color: $primary; }
     TrackProgress > .track-progress--empty { color: $foreground 20%; }
+    TrackProgress > .track-progress--generated { color: $primary 60%; }
+    TrackProgress > .track-progress--ahead { color: $foreground 25%; }
     TrackProgress > .track-progress--icon { color: $accent; text-style: bold; }
+    TrackProgress > .track-progress--note { color: $foreground 60%; }
+    TrackProgress > .track-progress--buffering { color: $warning; text-style: bold; }
     """
 
     position: reactive[float] = reactive(0.0)
     duration: reactive[float] = reactive(0.0)
+    generated: reactive[float | None] = reactive(None)  # None: the track is complete
     paused: reactive[bool] = reactive(False)
+    buffering: reactive[bool] = reactive(False)
     active: reactive[bool] = reactive(False)
 
+    @property
+    def streaming(self) -> bool:
+        """Playing a track whose generation is still running."""
+        return self.active and self.generated is not None and self.generated < self.duration
+
+    @property
+    def state(self) -> str:
+        """``idle``, ``paused``, ``buffering`` or ``playing``: what the icon and note show."""
+        if not self.active:
+            return "idle"
+        if self.paused:
+            return "paused"
+        return "buffering" if self.buffering else "playing"
+
     def render(self) -> RenderableType:
-        icon = "❚❚" if self.paused else "▶ " if self.active else "· "
+        style = self.get_component_rich_style
+        state = self.state
+        icon = {"paused": "❚❚", "buffering": "◌ ", "playing": "▶ "}.get(state, "· ")
         left = clock(self.position) if self.active else "-:--"
         right = clock(self.duration) if self.active else "-:--"
-        width = max(0, self.size.width - len(left) - len(right) - 6)
+        note = self._note(state)
+        extra = len(note) + 3 if note else 0
+        width = max(0, self.size.width - len(left) - len(right) - 6 - extra)
         fraction = self.position / self.duration if self.active and self.duration else 0.0
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True)
-        grid.add_row(
-            Text(icon, style=self.get_component_rich_style("track-progress--icon")),
-            left,
-            bar(
+        if self.streaming and self.generated is not None:
+            line = stream_bar(
                 fraction,
+                self.generated / self.duration,
                 width,
-                self.get_component_rich_style("track-progress--filled"),
-                self.get_component_rich_style("track-progress--empty"),
-            ),
+                style("track-progress--filled"),
+                style("track-progress--generated"),
+                style("track-progress--ahead"),
+            )
+        else:
+            line = bar(
+                fraction, width, style("track-progress--filled"), style("track-progress--empty")
+            )
+        grid = Table.grid(padding=(0, 1))
+        for _ in range(5 if note else 4):
+            grid.add_column(no_wrap=True)
+        cells: list[RenderableType] = [
+            Text(icon, style=style("track-progress--icon")),
+            left,
+            line,
             right,
-        )
+        ]
+        if note:
+            cls = "track-progress--buffering" if state == "buffering" else "track-progress--note"
+            cells.append(Text.assemble(("· ", style("track-progress--note")), (note, style(cls))))
+        grid.add_row(*cells)
         return grid
+
+    def _note(self, state: str) -> str:
+        """``buffering…`` at the frontier; ``0:18 generated`` while the track streams."""
+        if state == "buffering":
+            return "buffering…"
+        if self.streaming and self.generated is not None:
+            return f"{clock(self.generated)} generated"
+        return ""
 
 
 class NowPlayingView(Vertical):
@@ -107,9 +159,15 @@ class NowPlayingView(Vertical):
                 self._show_idle()
 
     def update_playback(
-        self, job: JobInfo | None, position_s: float, duration_s: float, paused: bool
+        self,
+        job: JobInfo | None,
+        position_s: float,
+        duration_s: float,
+        paused: bool,
+        buffering: bool = False,
     ) -> None:
-        """Show ``job`` at ``position_s`` (None: nothing is playing)."""
+        """Show ``job`` at ``position_s`` (None: nothing is playing); ``buffering``: playback
+        waits at the frontier of the track's generation."""
         progress = self.query_one(TrackProgress)
         if job is None:
             if self.job is not None:
@@ -118,15 +176,43 @@ class NowPlayingView(Vertical):
                 self.query_one(LevelMeter).clear()
             progress.active = False
             progress.paused = paused
+            progress.buffering = False
             return
         if self.job is None or job.id != self.job.id:
             self.query_one("#np-title", Static).update(Text(job.station.prompt))
             self.query_one("#np-meta", Static).update(describe(job))
+        elif self.job.generated_s > job.generated_s:
+            job = self.job  # a JobChanged already told of more audio than this snapshot
         self.job = job
         progress.active = True
         progress.position = position_s
-        progress.duration = duration_s or job.request.duration_s
+        progress.duration = duration_s or job.duration_s
         progress.paused = paused
+        progress.buffering = buffering
+        self._show_generated()
+
+    def update_job(self, job: JobInfo) -> None:
+        """A newer snapshot of a job (JobChanged): the playing one's generation may have grown."""
+        if self.job is not None and job.id == self.job.id:
+            self.job = job
+            self._show_generated()
+
+    @property
+    def buffering(self) -> bool:
+        """Playback waits at the frontier of a track still being generated."""
+        progress = self.query_one(TrackProgress)
+        return progress.active and progress.buffering
+
+    def _show_generated(self) -> None:
+        if self.job is None:
+            return
+        progress = self.query_one(TrackProgress)
+        if self.job.streaming:
+            # while it grows the player may know only what it holds: the total is the request's
+            progress.duration = max(progress.duration, self.job.duration_s)
+            progress.generated = max(self.job.generated_s, progress.position)
+        else:
+            progress.generated = None
 
     def push_level(self, rms: float, peak: float) -> None:
         self.query_one(LevelMeter).push(rms, peak)

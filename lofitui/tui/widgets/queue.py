@@ -1,4 +1,8 @@
-"""The queue panel: the playing track, the ones being made or waiting, and recent failures."""
+"""The queue panel: the playing track, the ones being made or waiting, and recent failures.
+
+A track handed to the player while still being generated gets a "streaming" line under its
+row: how much of it is generated (``0:18 / 0:30``) and how fast.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from lofitui.engines.base import Progress
-from lofitui.tui.widgets.format import bar, rate_and_eta
+from lofitui.tui.widgets.format import bar, clock, rate_and_eta
 
 if TYPE_CHECKING:
     from lofitui.events import JobInfo
@@ -26,6 +30,7 @@ STATES: dict[str, tuple[str, str, str]] = {
     "failed": ("✗", "failed", "queue--failed"),
 }
 SHOWN = frozenset(STATES)
+STREAMING = ("∿", "streaming", "queue--streaming")  # the line under a streaming track's row
 MAX_FAILED = 3
 
 
@@ -38,6 +43,7 @@ class QueuePanel(VerticalScroll):
         "queue--generating",
         "queue--queued",
         "queue--failed",
+        "queue--streaming",
         "queue--prompt",
         "queue--dim",
         "queue--bar",
@@ -52,6 +58,7 @@ class QueuePanel(VerticalScroll):
     QueuePanel > .queue--generating { color: $primary; }
     QueuePanel > .queue--queued { color: $foreground 50%; }
     QueuePanel > .queue--failed { color: $error; text-style: bold; }
+    QueuePanel > .queue--streaming { color: $secondary; text-style: bold; }
     QueuePanel > .queue--prompt { color: $foreground; }
     QueuePanel > .queue--dim { color: $foreground 55%; }
     QueuePanel > .queue--bar { color: $primary; }
@@ -65,7 +72,7 @@ class QueuePanel(VerticalScroll):
         self.jobs: dict[str, JobInfo] = {}
         self.progress: dict[str, Progress] = {}
         self.lookahead = 2
-        self._bar_width = 40
+        self._column = 40
 
     def compose(self) -> ComposeResult:
         yield Static(id="queue-rows")
@@ -84,7 +91,7 @@ class QueuePanel(VerticalScroll):
             self.jobs[job.id] = job
         else:
             self.jobs.pop(job.id, None)
-        if state != "generating":
+        if state != "generating" and not job.streaming:
             self.progress.pop(job.id, None)
         self._trim_failed()
         self.redraw()
@@ -127,10 +134,10 @@ class QueuePanel(VerticalScroll):
                 style=style("queue--dim"),
             )
         right = [f"seed {j.request.seed}" for j in jobs]
-        right += [self._rate(j) for j in jobs if str(j.state) == "generating"]
+        right += [self._rate(j) for j in jobs if str(j.state) == "generating" or j.streaming]
         right_width = max(len(r) for r in right)
         width = self.scrollable_content_region.width or self.size.width or 80
-        self._bar_width = max(8, width - right_width - 1 - 11 - 3 - 5)
+        self._column = max(8, width - right_width - 1 - 11 - 3)  # the prompt column
         grid = Table.grid(padding=(0, 1), expand=True)
         grid.add_column(width=1, no_wrap=True)
         grid.add_column(width=11, no_wrap=True)
@@ -146,7 +153,9 @@ class QueuePanel(VerticalScroll):
                 Text(job.station.prompt, style=style(prompt_style), no_wrap=True),
                 Text(f"seed {job.request.seed}", style=style("queue--dim")),
             )
-            if state == "generating":
+            if job.streaming:
+                grid.add_row(*self._streaming_cells(job))
+            elif state == "generating":
                 grid.add_row("", "", *self._progress_cells(job))
             elif state == "failed" and job.error:
                 grid.add_row("", "", Text(job.error, style=style("queue--error")), "")
@@ -158,11 +167,35 @@ class QueuePanel(VerticalScroll):
         progress = self.progress.get(job.id) or job.progress
         if progress is None:
             return Text("starting…", style=style("queue--dim")), Text("")
+        suffix = f" {progress.fraction:4.0%}"
         line = bar(
-            progress.fraction, self._bar_width, style("queue--bar"), style("queue--bar-empty")
+            progress.fraction,
+            max(8, self._column - len(suffix)),
+            style("queue--bar"),
+            style("queue--bar-empty"),
         )
-        line.append(f" {progress.fraction:4.0%}", style=style("queue--generating"))
+        line.append(suffix, style=style("queue--generating"))
         return line, Text(self._rate(job), style=style("queue--dim"))
+
+    def _streaming_cells(self, job: JobInfo) -> tuple[Text, Text, Text, Text]:
+        """``∿ streaming ━━━━━━━━────── 0:18 / 0:30   61 tok/s``: generated of the whole."""
+        style = self.get_component_rich_style
+        icon, label, cls = STREAMING
+        suffix = f" {clock(job.generated_s)} / {clock(job.duration_s)}"
+        fraction = job.generated_s / job.duration_s if job.duration_s else 0.0
+        line = bar(
+            fraction,
+            max(8, self._column - len(suffix)),
+            style("queue--bar"),
+            style("queue--bar-empty"),
+        )
+        line.append(suffix, style=style(cls))
+        return (
+            Text(icon, style=style(cls)),
+            Text(label, style=style(cls)),
+            line,
+            Text(self._rate(job), style=style("queue--dim")),
+        )
 
     def _rate(self, job: JobInfo) -> str:
         progress = self.progress.get(job.id) or job.progress
