@@ -4,7 +4,7 @@ Run by hand (never in CI), from the repository root, with pulseaudio and pulseau
 (parec) installed::
 
     PYTHONPATH=. python tests/bench/bench_gaps.py [--model DIR] [--minutes 10]
-        [--threads 2] [--throttle X]
+        [--threads 2] [--throttle R]
 
 The real scheduler and player (default settings: lookahead 2, crossfade 2 s, 30 s tracks, an
 empty track cache) play one station into a private PulseAudio null sink for ``--minutes`` after
@@ -19,7 +19,8 @@ length the measured rate predicts (``duration / rate - duration``: a track takes
 longer to generate than to play). Also checked: the model's own output (the cached WAVs) has no
 100 ms window below -60 dBFS, so every gap in the capture is the player's.
 
-``--throttle X`` makes generation X times slower (sleeping in the engine's progress callback),
+``--throttle R`` paces generation to R seconds of audio per second (e.g. 0.8; the engine sleeps
+in its progress callback, so the model must be faster than R natively: the tiny fixture is),
 ``--threads 1`` slows a full-size model the real way: both force a generator slower than real
 time, where gaps must fall only between tracks and be as short as the rate allows.
 """
@@ -61,7 +62,7 @@ def model_output_check(cache_dir: Path) -> str:
     lowest = float("inf")
     for path in tracks:
         audio = read_wav(path)
-        levels = window_levels(audio.samples, audio.rate)
+        levels = window_levels(audio.samples, audio.sample_rate)
         quiet += int((levels < AUDIBLE_DBFS).sum())
         windows += levels.size
         lowest = min(lowest, float(levels.min()))
@@ -183,22 +184,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lookahead", type=int, default=2, help="tracks kept ahead")
     parser.add_argument("--crossfade", type=float, default=2.0, help="crossfade seconds")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
-    parser.add_argument("--throttle", type=float, default=1.0, help="generation X times slower")
+    parser.add_argument(
+        "--throttle", type=float, default=None, metavar="R", help="pace generation to R x real time"
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="wait for first sound")
     args = parser.parse_args(argv)
     args.model = args.model.resolve()
     if not (args.model / "config.json").is_file():
         print(f"bench_gaps: no MusicGen model in {args.model}", file=sys.stderr)
         return 2
-    if args.minutes <= 0 or args.duration <= 0 or args.throttle < 1 or args.lookahead < 1:
+    if (
+        args.minutes <= 0
+        or args.duration <= 0
+        or args.lookahead < 1
+        or (args.throttle is not None and args.throttle <= 0)
+    ):
         print(
-            "bench_gaps: --minutes and --duration must be > 0, --throttle >= 1, --lookahead >= 1",
+            "bench_gaps: --minutes, --duration and --throttle must be > 0, --lookahead >= 1",
             file=sys.stderr,
         )
         return 2
     print(
         f"model {args.model}, {args.duration:g} s tracks, lookahead {args.lookahead}, "
-        f"crossfade {args.crossfade:g} s, {args.threads} threads, throttle {args.throttle:g}x, "
+        f"crossfade {args.crossfade:g} s, {args.threads} threads, "
+        f"throttle {f'{args.throttle:g}x real time' if args.throttle else 'none'}, "
         f"{args.minutes:g} min"
     )
     print(f"before: {machine_load()}")
@@ -206,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         engine = open_model(args.model, args.threads)
         print(f"model loaded in {time.perf_counter() - started:.1f} s")
-        if args.throttle > 1:
+        if args.throttle is not None:
             engine = Throttled(engine, args.throttle)
         asyncio.run(session(engine, args))
     print(f"after: {machine_load()}")

@@ -173,38 +173,38 @@ def open_model(model_dir: Path, threads: int) -> Any:
 
 
 class Throttled:
-    """An engine whose generation takes ``factor`` times as long (sleeping in its progress
-    callback, outside the GIL), to force a generator slower than real time."""
+    """An engine paced to at most ``rate`` seconds of audio per second of wall time (it sleeps
+    in its progress callback, outside the GIL), to force a generator slower than real time.
+    The engine itself must be faster than ``rate``; its progress units are taken as linear in
+    audio time (MusicGen's are frames)."""
 
-    def __init__(self, engine: Any, factor: float) -> None:
-        if factor < 1:
-            raise ValueError(f"throttle factor must be >= 1 (got {factor})")
+    def __init__(self, engine: Any, rate: float) -> None:
+        if not rate > 0:
+            raise ValueError(f"throttle rate must be > 0 (got {rate})")
         self._engine = engine
-        self._factor = factor
+        self._rate = rate
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
 
-    def _slowed(self, on_progress: Callable[[Any], None] | None) -> Callable[[Any], None]:
+    def _paced(self, duration_s: float, on_progress: Any) -> Callable[[Any], None]:
         start = time.perf_counter()
-        slept = [0.0]
 
         def report(progress: Any) -> None:
-            compute = time.perf_counter() - start - slept[0]
-            owed = compute * (self._factor - 1) - slept[0]
-            if owed > 0:
-                time.sleep(owed)
-                slept[0] += owed
+            due = start + progress.fraction * duration_s / self._rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
             if on_progress is not None:
                 on_progress(progress)
 
         return report
 
     def generate(self, request: Any, on_progress: Any = None, cancel: Any = None) -> Any:
-        return self._engine.generate(request, self._slowed(on_progress), cancel)
+        return self._engine.generate(request, self._paced(request.duration_s, on_progress), cancel)
 
     def stream(self, request: Any, on_progress: Any = None, cancel: Any = None) -> Iterator[Any]:
-        return self._engine.stream(request, self._slowed(on_progress), cancel)
+        return self._engine.stream(request, self._paced(request.duration_s, on_progress), cancel)
 
 
 @dataclass
