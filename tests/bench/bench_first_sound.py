@@ -55,10 +55,11 @@ async def enter_key_run(engine: object, model_dir: Path, duration_s: float, time
     workdir = Path(tempfile.mkdtemp(prefix="lofi-bench-first-"))
     try:
         with Monitor(workdir) as monitor:
-            async with running_scheduler(engine) as (scheduler, log, _cache):
+            async with running_scheduler(engine) as rig:
+                log = rig.log
                 await asyncio.sleep(0.5)  # the player's stream is up and idle
                 t0 = time.monotonic()
-                scheduler.set_station(station(model_dir, duration_s))
+                rig.scheduler.set_station(station(model_dir, duration_s))
                 heard = await asyncio.to_thread(monitor.wait_audible, t0, timeout_s, AUDIBLE_DBFS)
                 first = next(iter(log.jobs.values()), None)
                 generated = first.generated if first else None

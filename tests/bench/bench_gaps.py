@@ -127,15 +127,20 @@ def report_gaps(
             line += f", starts {from_end[1]:+.1f} s from a track's end"
         if to_start is not None:
             line += f", ends {to_start[1]:+.1f} s from a track's start"
-        following = next(
-            (j for j in jobs if monitor.seconds(j.playing or 0.0) >= gap.end_s - 0.5), None
-        )
-        if following is not None and following.rate is not None:
-            predicted = predicted_gap_s(following.duration_s, following.rate)
-            line += f"; predicted {predicted:.1f} s by the next track's rate"
-        if rate is not None:
-            line += f", {predicted_gap_s(duration_s, rate):.1f} s by the mean rate"
-        print(line + ("" if is_between else "  [INSIDE a track]"))
+        if gap.end_s >= end_s - 0.2:
+            line += " (still silent when the capture ended)"
+        elif not is_between:
+            line += "  [INSIDE a track: a dropout]"
+        else:
+            following = next(
+                (j for j in jobs if monitor.seconds(j.playing or 0.0) >= gap.end_s - 0.5), None
+            )
+            if following is not None and following.rate is not None:
+                predicted = predicted_gap_s(following.duration_s, following.rate)
+                line += f"; predicted {predicted:.1f} s by the next track's rate"
+            if rate is not None:
+                line += f", {predicted_gap_s(duration_s, rate):.1f} s by the mean rate"
+        print(line)
     if gaps:
         print(f"  {between} of {len(gaps)} gaps between tracks, {len(gaps) - between} inside")
 
@@ -146,10 +151,11 @@ async def session(engine: object, args: argparse.Namespace) -> None:
         with Monitor(workdir) as monitor:
             async with running_scheduler(
                 engine, lookahead=args.lookahead, crossfade_s=args.crossfade
-            ) as (scheduler, log, cache_dir):
+            ) as rig:
+                log = rig.log
                 await asyncio.sleep(0.5)
                 t0 = time.monotonic()
-                scheduler.set_station(station(args.model, args.duration))
+                rig.scheduler.set_station(station(args.model, args.duration))
                 first_sound = await asyncio.to_thread(
                     monitor.wait_audible, t0, args.timeout, AUDIBLE_DBFS
                 )
@@ -169,7 +175,12 @@ async def session(engine: object, args: argparse.Namespace) -> None:
                 print(f"ran {(end - first_sound) / 60:.1f} min after the first sound")
                 rate = report_rates(log)
                 report_gaps(log, monitor, first_sound, end, args.duration, rate)
-                print(model_output_check(cache_dir))
+                print(
+                    f"player: {rig.player.underflows} output underflows reported, "
+                    f"{rig.player.starved_blocks} starved blocks (they under-report: the "
+                    "capture is the judge)"
+                )
+                print(model_output_check(rig.cache_dir))
                 for notice in log.notices:
                     print(f"  scheduler notice: {notice}")
     finally:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,12 +284,22 @@ class EventLog:
         return sum(t.duration_s for t in jobs) / total if total else None
 
 
-@contextlib.asynccontextmanager
-async def running_scheduler(engine: Any, *, lookahead: int = 2, crossfade_s: float = 2.0) -> Any:
-    """The real scheduler with a real player and an empty track cache in a temp dir.
+@dataclass
+class Rig:
+    """A running scheduler, its real player, its event log and its (temporary) cache dir."""
 
-    Yields ``(scheduler, log, cache_dir)``; everything is closed and removed afterwards.
-    """
+    scheduler: Any
+    player: Any
+    log: EventLog
+    cache_dir: Path
+
+
+@contextlib.asynccontextmanager
+async def running_scheduler(
+    engine: Any, *, lookahead: int = 2, crossfade_s: float = 2.0
+) -> AsyncIterator[Rig]:
+    """The real scheduler with a real player and an empty track cache in a temp dir;
+    everything is closed and removed afterwards."""
     from lofitui.audio.player import Player
     from lofitui.library import TrackCache
     from lofitui.scheduler import Scheduler
@@ -308,7 +318,7 @@ async def running_scheduler(engine: Any, *, lookahead: int = 2, crossfade_s: flo
         if not scheduler.has_audio_output:
             raise RuntimeError(f"the player has no audio output: {log.notices}")
         try:
-            yield scheduler, log, cache_dir
+            yield Rig(scheduler, player, log, cache_dir)
         finally:
             await scheduler.aclose()
     finally:
