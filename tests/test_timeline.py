@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from lofitui.audio.events import NowPlaying, TrackFinished, TrackStarted
-from lofitui.audio.mixing import equal_power_curves
+from lofitui.audio.mixing import equal_power_curves, fade
 from lofitui.audio.silent import SilentPlayer
-from lofitui.audio.mixing import fade
 from lofitui.audio.timeline import (
     BUFFER_FADE_S,
     RESUME_S,
