@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import time
@@ -113,7 +114,7 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 JobProgress (and streaming JobChanged) per second per job
 LEAD_S = 1.0  # audio a streamed track needs before it may start
 MARGIN_S = 1.5  # a streamed track is predicted to be complete this long before the playhead ends
-FLOW_JOIN_S = 0.03  # crossfade between flow tracks: hides the small step at the join
+FLOW_JOIN_S = 0.0  # flow tracks join gaplessly (the measured step at the join is a normal one)
 HISTORY = 20  # finished jobs kept for the queue view
 MAX_FAILURES = 3
 
@@ -136,7 +137,7 @@ class _PlayerLike(Protocol):
         crossfade_s: float | None = None,
     ) -> None: ...
     def append(self, track_id: str, audio: Audio) -> None: ...
-    def finish(self, track_id: str) -> None: ...
+    def finish(self, track_id: str, *, cut: bool = False) -> None: ...
     def skip(self, wait: bool = False) -> None: ...
     def clear(self, wait: bool = False) -> None: ...
     def stop(self, wait: bool = False) -> None: ...
@@ -403,6 +404,8 @@ class Scheduler:
         self._halted = False
         for job in list(self._upcoming):
             self._cancel_job(job)
+        if not self.flow:  # flow continues the playing track, so it needs its codes
+            self._stop_generating_current()
         self._emit(StationChanged(station))
         self._pump()
 
@@ -432,6 +435,7 @@ class Scheduler:
         self._halted = False
         current = self._current
         if which == "current" and current is not None:
+            self._stop_generating_current()
             for job in list(self._upcoming):
                 if job.replaces_current:
                     self._cancel_job(job)
@@ -585,6 +589,12 @@ class Scheduler:
         if was_handed:
             self._player_call(self._player.clear, True)
 
+    def _stop_generating_current(self) -> None:
+        """The playing track is being replaced: stop its generation (it plays what it has, then
+        ends; nothing of it is cached) so the model is free for what replaces it."""
+        if self._current is not None and not self._current.complete:
+            self._current.cancel.cancel()
+
     def _pin(self, job: _Job) -> None:
         if job.track is not None and not job.pinned:
             self.cache.pin(job.track.key)
@@ -645,9 +655,9 @@ class Scheduler:
         except Cancelled:
             if job.state is JobState.GENERATING:
                 self._finish(job, JobState.CANCELLED)
-            elif job.state is JobState.PLAYING and job.streamed:  # heard after all: it ends
+            elif job.state is JobState.PLAYING and job.streamed:  # it ends where its audio ends
                 job.streamed = False
-                self._player_call(self._player.finish, job.id)
+                self._player_call(functools.partial(self._player.finish, job.id, cut=True))
         except Exception as exc:
             if job.state is JobState.GENERATING:
                 self._failed(job, exc)
@@ -771,7 +781,7 @@ class Scheduler:
             log.warning("job %s failed while playing", job.id, exc_info=exc)
         if job.streamed:
             job.streamed = False
-            self._player_call(self._player.finish, job.id)
+            self._player_call(functools.partial(self._player.finish, job.id, cut=True))
         self._failures += 1
         self._notice(f"track generation failed: {reason}", "warning")
 

@@ -84,6 +84,7 @@ class _Input:
     audio: Audio | None = None
     complete: bool = True
     crossfade_s: float | None = None
+    cut: bool = False
 
 
 class Player(TransportControls):
@@ -235,10 +236,10 @@ class Player(TransportControls):
             self._pending.append(_Input("append", track_id, audio))
         self._wake.set()
 
-    def finish(self, track_id: str) -> None:
-        """A growing track is complete."""
+    def finish(self, track_id: str, *, cut: bool = False) -> None:
+        """A growing track is complete (``cut``: stopped early; it fades out at its end)."""
         with self._lock:
-            self._pending.append(_Input("finish", track_id))
+            self._pending.append(_Input("finish", track_id, cut=cut))
         self._wake.set()
 
     def skip(self, wait: bool = False) -> None:
@@ -530,7 +531,7 @@ class Player(TransportControls):
             if samples is not None and samples.shape[0]:
                 timeline.append(item.track_id, samples)
             if item.kind == "finish":
-                timeline.finish(item.track_id)
+                timeline.finish(item.track_id, cut=item.cut)
 
     # -- writing the ring ------------------------------------------------------------------------
 

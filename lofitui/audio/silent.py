@@ -115,7 +115,7 @@ class SilentPlayer(TransportControls):
             self._timeline.append(track_id, to_stereo(resampler.push(audio).samples))
             self._cond.notify_all()
 
-    def finish(self, track_id: str) -> None:
+    def finish(self, track_id: str, *, cut: bool = False) -> None:
         with self._cond:
             resampler = self._resamplers.pop(track_id, None)
             if resampler is None or not self._timeline.holds(track_id):
@@ -123,7 +123,7 @@ class SilentPlayer(TransportControls):
             tail = to_stereo(resampler.flush().samples)
             if tail.shape[0]:
                 self._timeline.append(track_id, tail)
-            self._timeline.finish(track_id)
+            self._timeline.finish(track_id, cut=cut)
             self._cond.notify_all()
 
     def skip(self, wait: bool = False) -> None:

@@ -232,11 +232,21 @@ class Timeline:
         """``track_id`` is queued or has not finished playing."""
         return self._find(track_id) is not None
 
-    def finish(self, track_id: str) -> None:
-        """A growing track is complete: its end is known and it may crossfade into the next."""
+    def finish(self, track_id: str, *, cut: bool = False) -> None:
+        """A growing track is complete: its end is known and it may crossfade into the next.
+
+        ``cut``: its generation was stopped early, so it ends where its audio ends, with the
+        frames held back before its frontier fading out (no click).
+        """
         track = self._find(track_id)
-        if track is not None:
-            track.complete = True
+        if track is None:
+            return
+        if cut and not track.complete:
+            first = max(track.pos, track.available - self._guard)
+            n = track.available - first
+            if n > 0 and not track.stalled:
+                track.samples[first:] *= fade(n, 1.0, 0.0)[:, None]
+        track.complete = True
 
     def skip(self, played: int, floor: int) -> None:
         """Fade the track audible at ``played`` out (30 ms) from ``floor``; the next follows."""
