@@ -120,6 +120,12 @@ async def make(tmp_path: Path, tiny_engine: MusicGenEngine) -> AsyncIterator[Cal
         await scheduler.aclose()
 
 
+def gaps(x: np.ndarray, window: int = 4800) -> int:
+    """How many 100 ms windows (at 48 kHz) of ``x`` stay below -60 dBFS."""
+    n = x.shape[0] // window * window
+    return int(np.sum(np.abs(x[:n]).reshape(-1, window).max(axis=1) < 1e-3))
+
+
 def load_throttled(delay_s: float, stall: dict[int, float] | None = None) -> Throttled:
     Throttled.delay_s, Throttled.stall = delay_s, stall or {}
     return Throttled.load(require_fixture(), RuntimeOptions("cpu", 1), model_name="tiny")
@@ -274,3 +280,42 @@ def test_flow_joins_are_gapless_and_the_option_is_off_by_default(tmp_path: Path)
     loaded = load_config(path)
     assert loaded.config.flow is False
     assert "flow must be true or false" in " | ".join(loaded.warnings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real playback into the null sink
+
+
+@pytest.mark.sound
+async def test_streamed_playback_reaches_the_sink_early_and_without_a_gap(make) -> None:
+    from test_player import RATE, Recorder, active_span
+
+    from lofitui.audio.player import Player
+    from lofitui.audio.resample import resample
+
+    player = Player(samplerate=RATE, crossfade_s=0.0)
+    station = Station("calm lofi piano", model="tiny", duration_s=8.0)
+    with Recorder() as rec:
+        recording = time.monotonic()
+        s, events, asked = await make(station, player=player)
+        await until(lambda: s.current is not None, what="the first track plays")
+        first = s.current
+        handed = [j for _, j in events.jobs(first.id) if j.handed]
+        assert handed[0].streaming, "handed to the player while being generated"
+        await until(lambda: s.job(first.id).state is S.PLAYED, timeout=30, what="8 s played")
+        await asyncio.sleep(0.5)
+    audio = rec.audio()[:, 0]
+    start, _ = active_span(audio)
+    first_sound = recording + start / RATE
+    track = audio[start : start + 8 * RATE]
+    assert track.shape[0] == 8 * RATE
+    # A gap: a 100 ms window below -60 dBFS that the model did not generate.
+    made = resample(read_wav(s.job(first.id).path), RATE).samples[:, 0]
+    buffered = any(e.buffering for e in events.of(NowPlaying))
+    why = f"starved blocks {player.starved_blocks}, buffered {buffered}"
+    assert gaps(track) == gaps(made[: track.shape[0]]), f"a gap in the captured audio ({why})"
+    assert player.starved_blocks == 0
+    assert not any(e.buffering for e in events.of(NowPlaying))
+    # From the station change to the first audible sample (input latency included).
+    assert first_sound - asked < 2.0, f"first sound after {first_sound - asked:.2f} s"
+    print(f"time to first sound: {first_sound - asked:.3f} s")

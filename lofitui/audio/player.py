@@ -136,6 +136,15 @@ class Player(TransportControls):
         self._w = 0
         self._gain = GainRamp(self.transport, self.samplerate, BLOCKSIZE)
         self._callbacks = 0
+        # Silence the callback had to output (ring dry: a stall or a dropout) shifts what is
+        # heard: the last run of it (device frame where it began, ring position, length) and
+        # the total of the runs before, so the heard frame holds through a stall.
+        self._out = 0  # device frames output while not paused
+        self._gap_at = 0
+        self._gap_r = 0
+        self._gap_len = 0
+        self._gaps_before = 0
+        self._in_gap = False
         self._underflows = 0
         self._starved_blocks = 0
         self._device_lost = False
@@ -375,10 +384,20 @@ class Player(TransportControls):
             if n > first:
                 outdata[first:n] = self._ring[: n - first]
             self._r = r + n
+            self._in_gap = False
         if n < frames:
-            outdata[max(n, 0) :].fill(0.0)
+            n = max(n, 0)
+            outdata[n:].fill(0.0)
             if self._audio_pending:
                 self._starved_blocks += 1
+            if not self._in_gap:  # a new run of silence
+                self._gaps_before += self._gap_len
+                self._gap_len = 0
+                self._gap_at = self._out + n
+                self._gap_r = r + n
+                self._in_gap = True
+            self._gap_len += frames - n
+        self._out += frames
         gain.apply(outdata)
 
     def _stream_finished(self) -> None:
@@ -567,8 +586,15 @@ class Player(TransportControls):
     # -- playback position and events ------------------------------------------------------------
 
     def _played(self) -> int:
-        """Ring position of the frame being heard now."""
-        return self._r - self._latency_frames
+        """Ring position of the frame being heard now (it holds while the output is silent
+        because the ring ran dry)."""
+        heard = self._out - self._latency_frames
+        gap_at, gap_len, before = self._gap_at, self._gap_len, self._gaps_before
+        if heard >= gap_at + gap_len:
+            return heard - before - gap_len
+        if heard >= gap_at:
+            return self._gap_r
+        return heard - before
 
     def _update_playback(self, tick: bool) -> None:
         played = self._played()

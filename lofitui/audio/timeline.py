@@ -61,6 +61,7 @@ class _Track:
         "pos",
         "ramp",
         "skipped",
+        "stall_at",
         "stalled",
         "start",
         "started",
@@ -102,6 +103,7 @@ class _Track:
         self.fade_in = 0  # frames of short fade-in at its start (after a skip)
         self.fade_out: tuple[int, int] | None = None  # (first, end) frames of a skip fade-out
         self.stalled = False  # faded out at its frontier, waiting for more frames (buffering)
+        self.stall_at = 0  # program frame where its stall fade began
         self.ramp: tuple[int, int] | None = None  # (first, end) frames of a fade-in after a stall
 
 
@@ -342,6 +344,7 @@ class Timeline:
         assert track is not None
         n = track.available - track.pos
         gains = fade(n, 1.0, 0.0)
+        track.stall_at = self._w
         block = self._track_block(track, n) * gains[:, None]
         track.stalled = True
         return block
@@ -374,7 +377,8 @@ class Timeline:
         if audible is not None and audible.start is not None:
             duration = audible.available / self.samplerate
             position = min(max((played - audible.start) / self.samplerate, 0.0), duration)
-            now = NowPlaying(audible.id, position, duration, paused, buffering=audible.stalled)
+            buffering = audible.stalled and played >= audible.stall_at
+            now = NowPlaying(audible.id, position, duration, paused, buffering=buffering)
         return Playback(events, now)
 
     # -- internals -------------------------------------------------------------------------------
