@@ -18,7 +18,8 @@ Rules:
   generating: it moves to the front and is handed to the player early, so playback is gapless.
 - **Station change**: queued and generating jobs of the old station are cancelled (the engine
   stops within one step); ready ones leave the queue as *cancelled* but stay in the cache. The
-  playing track plays on until the new station's first track is ready, which then takes over.
+  playing track plays on (its generation stops if it is still streaming, except in flow) until
+  the new station's first track can play, which then takes over.
 - **Regenerate**: ``"next"`` replaces the upcoming track by a new seed; ``"current"`` generates
   a new seed for the playing track's station that takes over as soon as it is ready.
 - **Cancel** removes one job (cancelling the playing one is a skip); **clear** cancels
@@ -38,9 +39,10 @@ Rules:
   station change stops its generation and leaves nothing. Saving a track still generating
   saves it once complete.
 - **Flow** (``flow=True``, engines with ``continuation_params``): each track is primed with the
-  codes of the track before it, so a station plays as one continuous piece joined with a
-  ``FLOW_JOIN_S`` crossfade; a station change continues the playing track under the new prompt
-  (it follows the playing track instead of taking over).
+  codes of the track before it, so a station plays as one continuous piece (tracks joined by a
+  ``FLOW_JOIN_S`` crossfade, 0: gapless); a station change continues the playing track under
+  the new prompt (its first track follows the playing one instead of taking over). A track
+  that came from the cache has no codes: the one after it starts afresh.
 - **No audio output** (``player=None``, a device that refuses to open or disappears): a
   :class:`~lofitui.audio.silent.SilentPlayer` plays the queue silently in real time, so generating,
   skipping and saving work the same; ``has_audio_output`` is False.
@@ -488,8 +490,10 @@ class Scheduler:
             job.save_when_complete = True
             self._notice("the track will be saved when it is complete", "info")
             return None
-        if job is None or job.track is None:
+        if job is None:
             raise LofiError("nothing is playing: there is no track to save")
+        if job.track is None:
+            raise LofiError("this track was cut short (its generation stopped): it is not kept")
         return self._save(job)
 
     def _save(self, job: _Job) -> Path:
