@@ -156,9 +156,10 @@ async def test_playback_starts_long_before_generation_ends(make, tmp_path: Path)
 
 
 async def test_a_slower_than_real_time_engine_starts_late_and_never_buffers(make) -> None:
-    # 1 s chunks every ~2 s: r ~ 0.5. A 4 s track may start once (4 - G) / r <= 4 - MARGIN_S,
-    # i.e. with G = 3 s (three chunks, ~6 s in), and its last chunk comes before the playhead.
-    engine = load_throttled(2.0)
+    # 1 s chunks every ~2 s (1.8 s delay + generation): r ~ 0.5 (0.4..0.67 under load). A 4 s
+    # track may start once (4 - G) / r <= 4 - MARGIN_S, i.e. with G = 3 s (three chunks, ~6 s
+    # in), and its last chunk comes before the playhead gets there.
+    engine = load_throttled(1.8)
     station = Station("slow strings", model="tiny", duration_s=4.0)
     s, events, asked = await make(station, engine=engine)
     await until(lambda: s.current is not None, timeout=30, what="a late start")
