@@ -280,6 +280,25 @@ def test_a_stall_fades_out_at_the_frontier_and_back_in_from_exactly_there() -> N
     np.testing.assert_array_equal(program[100_000:], ramp_track(1000, 2.0))
 
 
+def test_a_complete_track_crossfades_into_a_growing_one() -> None:
+    guard = round(BUFFER_FADE_S * RATE)
+    a, b = ramp_track(10_000, 1.0), ramp_track(6000, 2.0)
+    timeline = Timeline(RATE, crossfade_s=0.01)  # 480 frames
+    timeline.enqueue("a", a, floor=0)
+    timeline.enqueue("b", b[:2000], floor=0, complete=False)
+    parts = [render_all(timeline)]
+    assert timeline.written == 10_000 - 480 + 2000 - guard, "b waits at its frontier"
+    timeline.append("b", b[2000:])
+    timeline.finish("b")
+    parts.append(render_all(timeline))
+    out = np.concatenate(parts)
+    fade_out, fade_in = equal_power_curves(480)
+    blend = a[-480:] * fade_out[:, None] + b[:480] * fade_in[:, None]
+    np.testing.assert_array_equal(out[: 10_000 - 480], a[:-480])
+    np.testing.assert_allclose(out[10_000 - 480 : 10_000], blend, rtol=1e-6)
+    np.testing.assert_array_equal(out[10_000:], b[480:]), "then all of b, seamlessly"
+
+
 def test_a_skip_while_buffering_moves_on_at_once() -> None:
     timeline = Timeline(RATE)
     timeline.enqueue("g", ramp_track(5000, 1.0), floor=0, complete=False)
