@@ -281,7 +281,10 @@ async def test_station_change_drops_ready_tracks_and_takes_over(make, tmp_path: 
     assert s.current.id == old_current.id, "the playing track plays on meanwhile"
     assert all(j.station == RAIN for j in s.upcoming)
 
-    await until(lambda: s.current.station == RAIN, what="the new station takes over")
+    await until(
+        lambda: s.current is not None and s.current.station == RAIN,
+        what="the new station takes over",
+    )
     assert events.states(old_current.id)[-1] is S.PLAYED
     await until(lambda: settled(s))
     assert all(j.station == RAIN for j in s.upcoming)
@@ -437,7 +440,9 @@ async def test_a_failing_station_stops_after_repeated_failures(make, failing_eng
 
     s.set_station(RAIN)
     assert not s.halted
-    await until(lambda: s.current.station == RAIN and settled(s), what="recovery")
+    await until(
+        lambda: s.current is not None and s.current.station == RAIN and settled(s), what="recovery"
+    )
 
 
 async def test_a_broken_model_directory_is_survived(make, tmp_path: Path) -> None:
