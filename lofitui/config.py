@@ -43,6 +43,7 @@ class Config:
     duration: float = 30.0
     lookahead: int = 2
     crossfade: float = 2.0
+    flow: bool = False
     cache_max_gb: float = 2.0
     volume: float = 0.8
     theme: str = "lofi"
@@ -66,6 +67,7 @@ _KINDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "duration": ((int, float), "a number of seconds between 1 and 300"),
     "lookahead": (int, "an integer between 1 and 8"),
     "crossfade": ((int, float), "a number of seconds between 0 and 10"),
+    "flow": (bool, "true or false"),
     "cache_max_gb": ((int, float), "a number of GB >= 0"),
     "volume": ((int, float), "a number between 0 and 1"),
     "theme": (str, "a theme name"),
@@ -91,6 +93,7 @@ DEFAULT_CONFIG_TEXT = """\
 # duration = 30.0            # seconds per track
 # lookahead = 2              # tracks kept ready beyond the one playing
 # crossfade = 2.0            # seconds of crossfade between tracks (0 = gapless)
+# flow = false               # true: each track continues the last (MusicGen), no crossfade
 # cache_max_gb = 2.0         # generated tracks kept on disk before the oldest are dropped
 # volume = 0.8               # 0.0 - 1.0
 # theme = "lofi"             # lofi, midnight, paper, any Textual theme, or a file you add
@@ -196,6 +199,8 @@ def parse_config(data: dict[str, Any], *, source: str = "config.toml") -> tuple[
 def _check(key: str, value: Any) -> str | None:
     """None if ``value`` is acceptable for ``key``, else what it must be."""
     kind, describe = _KINDS[key]
+    if kind is bool:
+        return None if isinstance(value, bool) else describe
     if isinstance(value, bool) or not isinstance(value, kind):
         return describe
     ok = True
@@ -312,6 +317,7 @@ class Settings:
     theme: str
     keymap: Mapping[str, str]
     params: Mapping[str, ParamValue] = field(default_factory=dict)
+    flow: bool = False
     offline: bool = False
     assume_yes: bool = False
 
@@ -349,6 +355,7 @@ def build_settings(
         "duration": float(laid.get("duration", config.duration)),
         "lookahead": config.lookahead,
         "crossfade": config.crossfade,
+        "flow": config.flow,
         "cache_max_gb": config.cache_max_gb,
         "volume": config.volume,
         "theme": config.theme,

@@ -84,7 +84,13 @@ class Station:
 
 @dataclass(frozen=True)
 class JobInfo:
-    """A snapshot of one job. ``path`` is the cached WAV once the job is ready."""
+    """A snapshot of one job. ``path`` is the cached WAV once the job is ready.
+
+    ``request`` is what the engine was asked; in flow mode its params carry the engine's prime
+    (the previous track's codes, long text): show :attr:`params` (the station's) instead.
+    ``handed``: given to the player, not audible yet. ``primed_by``: the job whose codes this
+    one continues (flow mode).
+    """
 
     id: str
     station: Station
@@ -95,15 +101,25 @@ class JobInfo:
     path: Path | None
     created: float
     generated_s: float = 0.0  # audio generated so far (streaming); the duration once complete
+    handed: bool = False
+    primed_by: str | None = None
 
     @property
     def duration_s(self) -> float:
         return self.request.duration_s
 
     @property
+    def params(self) -> Mapping[str, Any]:
+        """The engine settings to show: the station's (never the flow prime)."""
+        return self.station.params
+
+    @property
     def streaming(self) -> bool:
         """Audible (or handed to the player) while its generation is still running."""
-        return self.state is JobState.PLAYING and self.generated_s < self.duration_s
+        in_player = self.state is JobState.PLAYING or (
+            self.handed and self.state is JobState.GENERATING
+        )
+        return in_player and self.generated_s < self.duration_s
 
 
 @dataclass(frozen=True)

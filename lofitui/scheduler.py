@@ -18,7 +18,8 @@ Rules:
   generating: it moves to the front and is handed to the player early, so playback is gapless.
 - **Station change**: queued and generating jobs of the old station are cancelled (the engine
   stops within one step); ready ones leave the queue as *cancelled* but stay in the cache. The
-  playing track plays on until the new station's first track is ready, which then takes over.
+  playing track plays on (its generation stops if it is still streaming, except in flow) until
+  the new station's first track can play, which then takes over.
 - **Regenerate**: ``"next"`` replaces the upcoming track by a new seed; ``"current"`` generates
   a new seed for the playing track's station that takes over as soon as it is ready.
 - **Cancel** removes one job (cancelling the playing one is a skip); **clear** cancels
@@ -28,6 +29,20 @@ Rules:
 - **Failures** are reported (``JobChanged`` with state failed and the error, plus a
   ``Notice``) and the scheduler moves on; after ``max_failures`` failures in a row it stops
   generating until the station changes or the listener asks to regenerate or clear.
+- **Streaming**: a job's audio reaches the player chunk by chunk as the engine yields it. It is
+  handed over as soon as it can play without running dry: with ``G`` seconds generated at ``r``
+  audio seconds per wall second (this job's average so far), a ``T``-second track starts once
+  ``G >= LEAD_S`` and ``(T - G) / r <= ahead + T - MARGIN_S``, where ``ahead`` is the time until
+  the playhead reaches it (0 when nothing plays). Faster than real time that is ~1 s of audio;
+  slower, it starts later instead of stuttering. The cache and the library only ever see
+  complete tracks: a track is written when its generation ends, and skipping, cancelling or a
+  station change stops its generation and leaves nothing. Saving a track still generating
+  saves it once complete.
+- **Flow** (``flow=True``, engines with ``continuation_params``): each track is primed with the
+  codes of the track before it, so a station plays as one continuous piece (tracks joined by a
+  ``FLOW_JOIN_S`` crossfade, 0: gapless); a station change continues the playing track under
+  the new prompt (its first track follows the playing one instead of taking over). A track
+  that came from the cache has no codes: the one after it starts afresh.
 - **No audio output** (``player=None``, a device that refuses to open or disappears): a
   :class:`~lofitui.audio.silent.SilentPlayer` plays the queue silently in real time, so generating,
   skipping and saving work the same; ``has_audio_output`` is False.
@@ -37,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import time
@@ -47,6 +63,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
 
 from lofitui.audio.events import (
     Level,
@@ -95,7 +113,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PROGRESS_INTERVAL_S = 0.1  # at most ~10 JobProgress events per second per job
+PROGRESS_INTERVAL_S = 0.1  # at most ~10 JobProgress (and streaming JobChanged) per second per job
+LEAD_S = 1.0  # audio a streamed track needs before it may start
+MARGIN_S = 1.5  # a streamed track is predicted to be complete this long before the playhead ends
+FLOW_JOIN_S = 0.0  # flow tracks join gaplessly (the measured step at the join is a normal one)
 HISTORY = 20  # finished jobs kept for the queue view
 MAX_FAILURES = 3
 
@@ -109,7 +130,16 @@ class _PlayerLike(Protocol):
     def running(self) -> bool: ...
     def start(self) -> None: ...
     def close(self) -> None: ...
-    def enqueue(self, track_id: str, audio: Audio) -> None: ...
+    def enqueue(
+        self,
+        track_id: str,
+        audio: Audio,
+        *,
+        complete: bool = True,
+        crossfade_s: float | None = None,
+    ) -> None: ...
+    def append(self, track_id: str, audio: Audio) -> None: ...
+    def finish(self, track_id: str, *, cut: bool = False) -> None: ...
     def skip(self, wait: bool = False) -> None: ...
     def clear(self, wait: bool = False) -> None: ...
     def stop(self, wait: bool = False) -> None: ...
@@ -137,6 +167,16 @@ class _Job:
         self.handed = False  # given to the player, not started yet
         self.pinned = False
         self.replaces_current = replaces_current
+        # Streaming (loop thread): chunks so far, how much, how fast, and whether the player has it.
+        self.chunks: list[Audio] = []
+        self.generated_s = 0.0
+        self.rate: float | None = None  # audio seconds per wall second, this job's average
+        self.complete = False  # generated in full (and cached)
+        self.streamed = False  # the player holds it while incomplete: chunks go on to it
+        self.codes: np.ndarray | None = None  # the engine's codes once complete (flow)
+        self.primed_by: _Job | None = None
+        self.save_when_complete = False
+        self.changed_at = 0.0
 
     def info(self) -> JobInfo:
         return JobInfo(
@@ -148,7 +188,14 @@ class _Job:
             error=self.error,
             path=self.track.path if self.track else None,
             created=self.created,
+            generated_s=self.duration_s if self.complete else self.generated_s,
+            handed=self.handed,
+            primed_by=self.primed_by.id if self.primed_by is not None else None,
         )
+
+    @property
+    def duration_s(self) -> float:
+        return self.request.duration_s
 
 
 class _Lane:
@@ -175,6 +222,7 @@ class Scheduler:
         max_failures: int = MAX_FAILURES,
         seed_source: Callable[[], int] | None = None,
         crossfade_s: float | None = None,
+        flow: bool = False,
     ) -> None:
         if lookahead < 1:
             raise ValueError(f"lookahead must be >= 1 (got {lookahead})")
@@ -184,6 +232,7 @@ class Scheduler:
         self.lookahead = lookahead
         self.max_pending = max_pending
         self.max_failures = max(1, max_failures)
+        self.flow = flow
         self._engine_factory = engine_factory
         self._seed_source = seed_source or (lambda: secrets.randbits(31))
         self._real_player: _PlayerLike | None = player
@@ -238,7 +287,7 @@ class Scheduler:
         if self._closed:
             return
         self._closed = True
-        for job in self._upcoming:
+        for job in (*self._upcoming, *([self._current] if self._current else [])):
             job.cancel.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -357,6 +406,8 @@ class Scheduler:
         self._halted = False
         for job in list(self._upcoming):
             self._cancel_job(job)
+        if not self.flow:  # flow continues the playing track, so it needs its codes
+            self._stop_generating_current()
         self._emit(StationChanged(station))
         self._pump()
 
@@ -386,6 +437,7 @@ class Scheduler:
         self._halted = False
         current = self._current
         if which == "current" and current is not None:
+            self._stop_generating_current()
             for job in list(self._upcoming):
                 if job.replaces_current:
                     self._cancel_job(job)
@@ -428,11 +480,24 @@ class Scheduler:
         self._history.clear()
         self._pump()
 
-    def save_current(self) -> Path:
-        """Copy the playing track to the music directory; returns the saved WAV's path."""
+    def save_current(self) -> Path | None:
+        """Copy the playing track to the music directory; returns the saved WAV's path.
+
+        A track still generating is saved once complete (None now; TrackSaved then).
+        """
         job = self._current
-        if job is None or job.track is None:
+        if job is not None and job.track is None and not job.cancel.cancelled:
+            job.save_when_complete = True
+            self._notice("the track will be saved when it is complete", "info")
+            return None
+        if job is None:
             raise LofiError("nothing is playing: there is no track to save")
+        if job.track is None:
+            raise LofiError("this track was cut short (its generation stopped): it is not kept")
+        return self._save(job)
+
+    def _save(self, job: _Job) -> Path:
+        assert job.track is not None
         try:
             path = self.cache.save(job.track)
         except OSError as exc:
@@ -508,6 +573,10 @@ class Scheduler:
         job.state = state
         job.error = error
         job.audio = None
+        job.chunks = []
+        job.streamed = False
+        if not job.complete:
+            job.cancel.cancel()  # skipped, cancelled or replaced while generating: stop it
         if job in self._upcoming:
             self._upcoming.remove(job)
         if self._current is job:
@@ -523,6 +592,12 @@ class Scheduler:
         self._finish(job, JobState.CANCELLED)
         if was_handed:
             self._player_call(self._player.clear, True)
+
+    def _stop_generating_current(self) -> None:
+        """The playing track is being replaced: stop its generation (it plays what it has, then
+        ends; nothing of it is cached) so the model is free for what replaces it."""
+        if self._current is not None and not self._current.complete:
+            self._current.cancel.cancel()
 
     def _pin(self, job: _Job) -> None:
         if job.track is not None and not job.pinned:
@@ -553,51 +628,133 @@ class Scheduler:
                 continue
             lane.job = job
             job.state = JobState.GENERATING
+            prime = self._prime_source(job)
+            job.primed_by = prime
             self._changed(job)
-            task = self._loop.create_task(self._generate(job, lane), name=f"lofi-job-{job.id}")
+            task = self._loop.create_task(
+                self._generate(job, lane, prime), name=f"lofi-job-{job.id}"
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _generate(self, job: _Job, lane: _Lane) -> None:
+    def _prime_source(self, job: _Job) -> _Job | None:
+        """Flow: the job that plays right before ``job``, if its codes can prime it."""
+        if not self.flow:
+            return None
+        order = [*([self._current] if self._current else []), *self._upcoming]
+        i = order.index(job)
+        if i == 0:
+            return None
+        before = order[i - 1]
+        if before.codes is None or before.station.lane != job.station.lane:
+            return None
+        return before
+
+    async def _generate(self, job: _Job, lane: _Lane, prime: _Job | None) -> None:
         assert self._loop is not None
         try:
-            track, audio, created = await self._loop.run_in_executor(
-                lane.executor, self._produce, job, lane
+            track, audio, created, codes = await self._loop.run_in_executor(
+                lane.executor, self._produce, job, lane, prime
             )
         except Cancelled:
             if job.state is JobState.GENERATING:
                 self._finish(job, JobState.CANCELLED)
+            elif job.state is JobState.PLAYING and job.streamed:  # it ends where its audio ends
+                job.streamed = False
+                self._player_call(functools.partial(self._player.finish, job.id, cut=True))
         except Exception as exc:
             if job.state is JobState.GENERATING:
                 self._failed(job, exc)
+            elif job.state is JobState.PLAYING:  # it plays what it has, then ends
+                self._stream_failed(job, exc)
         else:
-            if job.state is JobState.GENERATING:
+            if job.state in (JobState.GENERATING, JobState.PLAYING):
                 self._failures = 0
-                job.track, job.audio = track, audio
-                job.state = JobState.READY
-                self._pin(job)
-                self._changed(job)
-            elif created:  # cancelled after its last step: leave nothing in the cache
+                self._completed(job, track, audio, codes)
+            elif created:  # cancelled or skipped after its last step: leave nothing cached
                 await asyncio.to_thread(self.cache.remove, track.key)
         finally:
             lane.job = None
         self._pump()
 
-    def _produce(self, job: _Job, lane: _Lane) -> tuple[CachedTrack, Audio, bool]:
-        """Worker thread: the cached track, or a new one generated and written to the cache."""
+    def _completed(
+        self, job: _Job, track: CachedTrack, audio: Audio, codes: np.ndarray | None
+    ) -> None:
+        """Generation ended: the job is ready (or plays on, complete); the player hears of it."""
+        job.track, job.codes, job.complete = track, codes, True
+        job.chunks = []
+        self._pin(job)
+        if job.streamed:
+            job.streamed = False
+            self._player_call(self._player.finish, job.id)
+        if job.state is JobState.GENERATING:
+            job.audio = audio
+            job.state = JobState.READY
+        self._changed(job)
+        if job.save_when_complete:
+            job.save_when_complete = False
+            with contextlib.suppress(LofiError):
+                self._save(job)
+
+    def _produce(
+        self, job: _Job, lane: _Lane, prime: _Job | None
+    ) -> tuple[CachedTrack, Audio, bool, np.ndarray | None]:
+        """Worker thread: the cached track, or a new one streamed to the loop chunk by chunk,
+        then written to the cache whole."""
         job.cancel.check()
+        if prime is not None:
+            engine = self._engine(job, lane)
+            continuation = getattr(engine, "continuation_params", None)
+            if continuation is not None and prime.codes is not None:
+                params = {**job.request.params, **continuation(prime.request, prime.codes)}
+                job.request = replace(job.request, params=params)
         found = self.cache.fetch(job.request)
         if found is not None:
-            return (*found, False)
+            return (*found, False, None)
+        engine = self._engine(job, lane)
+        job.cancel.check()
+        loop = self._loop
+        assert loop is not None
+        started = time.perf_counter()
+        stream = engine.stream(job.request, self._progress_reporter(job), job.cancel)
+        chunks: list[Audio] = []
+        try:
+            for chunk in stream:
+                job.cancel.check()
+                chunks.append(chunk)
+                elapsed = time.perf_counter() - started
+                with contextlib.suppress(RuntimeError):  # the loop is closing
+                    loop.call_soon_threadsafe(self._on_chunk, job, chunk, elapsed)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        job.cancel.check()
+        audio = Audio.join(chunks)
+        codes = getattr(stream, "codes", None)
+        metadata = track_metadata(job.request, engine, audio, time.perf_counter() - started)
+        return self.cache.put(job.request, audio, metadata), audio, True, codes
+
+    def _engine(self, job: _Job, lane: _Lane) -> Engine:
         if lane.engine is None:
             lane.engine = self._engine_factory(job.station)
-        engine = lane.engine
-        job.cancel.check()
-        started = time.perf_counter()
-        audio = engine.generate(job.request, self._progress_reporter(job), job.cancel)
-        job.cancel.check()
-        metadata = track_metadata(job.request, engine, audio, time.perf_counter() - started)
-        return self.cache.put(job.request, audio, metadata), audio, True
+        return lane.engine
+
+    def _on_chunk(self, job: _Job, chunk: Audio, elapsed: float) -> None:
+        """Loop thread: one more chunk of a generating job; it may now start playing."""
+        wanted = job.state in (JobState.GENERATING, JobState.PLAYING)
+        if self._closed or job.complete or not wanted:
+            return
+        job.chunks.append(chunk)
+        job.generated_s = min(job.generated_s + chunk.duration_s, job.duration_s)
+        job.rate = job.generated_s / max(elapsed, 1e-6)
+        if job.streamed:
+            self._player_call(self._player.append, job.id, chunk)
+        now = time.monotonic()
+        if now - job.changed_at >= PROGRESS_INTERVAL_S:
+            job.changed_at = now
+            self._changed(job)
+        self._feed_player()
 
     def _progress_reporter(self, job: _Job) -> Callable[[Progress], None]:
         """Worker-thread progress callback that forwards at most one update per interval."""
@@ -617,8 +774,20 @@ class Scheduler:
         return report
 
     def _on_progress(self, job: _Job, progress: Progress) -> None:
-        if job.state is JobState.GENERATING and not self._closed:
+        generating = job.state in (JobState.GENERATING, JobState.PLAYING) and not job.complete
+        if generating and not self._closed:
             self._emit(JobProgress(job.id, progress))
+
+    def _stream_failed(self, job: _Job, exc: BaseException) -> None:
+        """A playing track's generation broke off: it ends where its audio ends."""
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, LofiError):
+            log.warning("job %s failed while playing", job.id, exc_info=exc)
+        if job.streamed:
+            job.streamed = False
+            self._player_call(functools.partial(self._player.finish, job.id, cut=True))
+        self._failures += 1
+        self._notice(f"track generation failed: {reason}", "warning")
 
     def _failed(self, job: _Job, exc: BaseException) -> None:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -670,29 +839,72 @@ class Scheduler:
         return self._ctl.submit(fn, *args)
 
     def _feed_player(self) -> None:
-        """Give the player the next ready track early (gapless), or let one take over."""
+        """Give the player the next track early (gapless), or let one take over: a ready one,
+        or the first one still generating once it can stream without running dry."""
+        if not self._started or self._closed:
+            return
         ready = next((j for j in self._upcoming if j.state is JobState.READY), None)
+        if ready is None and self._upcoming and self._upcoming[0].state is JobState.GENERATING:
+            ready = self._upcoming[0]
         if ready is None or ready.handed:
             return
         current = self._current
-        takeover = current is not None and (
-            ready.replaces_current or ready.station != current.station
+        takeover = (
+            current is not None
+            and (ready.replaces_current or ready.station != current.station)
+            and ready.primed_by is not current
         )
+        if not ready.complete and not self._can_stream(ready, takeover):
+            return
         handed = next((j for j in self._upcoming if j.handed), None)
         if handed is not None:
             if not takeover:
                 return
             handed.handed = False  # the stop below drops it from the player's queue
+            handed.streamed = False
         self._upcoming.remove(ready)
         self._upcoming.insert(0, ready)
         ready.replaces_current = False
         ready.handed = True
-        self._player_call(self._hand, self._player, ready, takeover)
+        audio = None
+        if not ready.complete:
+            audio = Audio.join(ready.chunks)
+            ready.streamed = True
+            self._changed(ready)
+        crossfade = (
+            FLOW_JOIN_S if ready.primed_by is not None and ready.primed_by is current else None
+        )
+        self._player_call(self._hand, self._player, ready, takeover, audio, crossfade)
 
-    def _hand(self, player: _PlayerLike, job: _Job, takeover: bool) -> None:
-        """Control thread: load the audio and queue it; a takeover first stops what plays."""
-        audio = job.audio
+    def _can_stream(self, job: _Job, takeover: bool) -> bool:
+        """The start rule (module docstring): ``job`` can start now without running dry."""
+        if not job.chunks or job.rate is None or job.generated_s < LEAD_S:
+            return False
+        if job.generated_s >= job.duration_s:
+            return False  # all generated: it is handed whole once cached, moments from now
+        ahead = 0.0
+        current = self._current
+        if current is not None and not takeover:
+            position, duration = self._position
+            total = current.duration_s if not current.complete else duration
+            ahead = max(0.0, total - position - self._crossfade_s)
+        remaining = job.duration_s - job.generated_s
+        return remaining / job.rate <= ahead + job.duration_s - MARGIN_S
+
+    def _hand(
+        self,
+        player: _PlayerLike,
+        job: _Job,
+        takeover: bool,
+        audio: Audio | None,
+        crossfade_s: float | None,
+    ) -> None:
+        """Control thread: queue the track (all of it, or the part generated so far); a
+        takeover first stops what plays."""
+        complete = audio is None
         try:
+            if audio is None:
+                audio = job.audio
             if audio is None:
                 assert job.track is not None
                 audio = self.cache.load_audio(job.track)
@@ -703,7 +915,7 @@ class Scheduler:
             return
         if takeover:
             player.stop(wait=True)
-        player.enqueue(job.id, audio)
+        player.enqueue(job.id, audio, complete=complete, crossfade_s=crossfade_s)
 
     def _damaged(self, job: _Job, reason: str) -> None:
         """A ready track's WAV turned out damaged: generate it again (the cache dropped it)."""
@@ -721,9 +933,12 @@ class Scheduler:
         if player is not self._player or self._closed:
             return
         if isinstance(event, NowPlaying):
-            if self._current is not None and self._current.id == event.track_id:
+            current = self._current
+            if current is not None and current.id == event.track_id:
+                if not current.complete:  # still growing: its length is the one asked for
+                    event = replace(event, duration_s=max(event.duration_s, current.duration_s))
                 self._position = (event.position_s, event.duration_s)
-                self._emit(replace(event, paused=self.paused, job=self._current.info()))
+                self._emit(replace(event, paused=self.paused, job=current.info()))
         elif isinstance(event, Level):
             self._emit(event)
         elif isinstance(event, TrackStarted):
@@ -748,6 +963,8 @@ class Scheduler:
         job.audio = None
         job.state = JobState.PLAYING
         self._current = job
+        if not job.complete:
+            duration_s = max(duration_s, job.duration_s)
         self._position = (0.0, duration_s)
         self._changed(job)
         self._emit_now(job, 0.0, duration_s)
@@ -771,6 +988,7 @@ class Scheduler:
             self._finish(self._current, JobState.PLAYED)
         for job in self._upcoming:
             job.handed = False
+            job.streamed = False
         silent = self._silent_player()
         silent.start()
         self._attach(silent)

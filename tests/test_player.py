@@ -228,6 +228,53 @@ def test_tracks_arrive_complete_in_order_at_pitch_and_gapless(play) -> None:
 
 
 @pytest.mark.sound
+def test_a_growing_track_buffers_without_a_click_or_a_lost_sample(play) -> None:
+    whole = tone(440, 3.0, 32000)  # streamed like MusicGen: 32 kHz mono, resampled as it comes
+    first, rest = 32000, 3 * 32000
+    with Recorder() as rec:
+        player, events = play(crossfade_s=0.0)
+        player.enqueue("g", Audio(whole.samples[:first], 32000), complete=False)
+        events.started("g")
+        events.wait(lambda e: isinstance(e, NowPlaying) and e.buffering, timeout=5)
+        time.sleep(0.5)  # the stall: nothing arrives for a while
+        player.append("g", Audio(whole.samples[first:rest], 32000))
+        player.finish("g")
+        events.finished("g", timeout=10)
+        time.sleep(TAIL_S)
+    assert player.starved_blocks == 0, "the stall is buffering, not a dropout"
+    now = [e for e in events.of(NowPlaying) if e.track_id == "g"]
+    stuck = [e.position_s for e in now if e.buffering]
+    assert stuck and max(stuck) - min(stuck) < 0.05, "the position holds while it buffers"
+    assert not now[-1].buffering
+
+    left = rec.audio()[:, 0]
+    start, end = active_span(left)
+    heard = left[start:end]
+    # The stall is one run of exact zeros (the frontier's frame faded to 0, then the output's
+    # silence); without it, the tone must run on without a repeated or dropped sample.
+    zero = np.flatnonzero(heard == 0.0)
+    runs = np.split(zero, np.flatnonzero(np.diff(zero) > 1) + 1)
+    stall = max(runs, key=len)
+    assert len(stall) > RATE // 10, "it buffered"
+    around = heard[stall[0] - RATE // 10 : stall[-1] + RATE // 10]
+    assert max_jump(around) <= sine_max_jump(440) * 1.05, "a click at the stall"
+    joined = np.concatenate([heard[: stall[0] + 1], heard[stall[-1] + 1 :]])
+    assert joined.shape[0] == pytest.approx(3 * RATE, abs=2), "every sample once"
+    n = np.arange(joined.shape[0])
+
+    def phase(lo: int, hi: int) -> float:
+        return float(np.angle(np.sum(joined[lo:hi] * np.exp(-2j * np.pi * 440 * n[lo:hi] / RATE))))
+
+    cut = stall[0]
+    before, after = (
+        phase(cut - RATE // 8, cut - RATE // 40),
+        phase(cut + RATE // 40, cut + RATE // 8),
+    )
+    step = np.angle(np.exp(1j * (after - before)))
+    assert abs(step) < 0.02, f"the tone's phase jumped {step:.3f} rad at the stall"
+
+
+@pytest.mark.sound
 def test_crossfade_is_equal_power_and_has_no_gap(play) -> None:
     xfade = 0.5
     with Recorder() as rec:

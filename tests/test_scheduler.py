@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,15 +150,15 @@ class FailingEngine(MusicGenEngine):
     fail_prompt = "boom"
     fail_seeds: frozenset[int] = frozenset()
 
-    def generate(
+    def stream(
         self,
         request: TrackRequest,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
-    ) -> Audio:
+    ) -> Iterator[Audio]:
         if self.fail_prompt in request.prompt or request.seed in self.fail_seeds:
             raise RuntimeError("synthesizer on fire")
-        return super().generate(request, on_progress, cancel)
+        return super().stream(request, on_progress, cancel)
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +199,7 @@ async def test_lookahead_is_kept_ready_with_fresh_seeds(make, tmp_path: Path) ->
 async def test_progress_floods_are_coalesced(make) -> None:
     station = Station("busy drum loop", model="tiny", duration_s=10.0)  # ~500 tokens
     s, events, _ = await make(station, paused=True, lookahead=1)
-    await until(lambda: s.current is not None, what="first track")
+    await until(lambda: s.current is not None and s.current.path, what="first track, complete")
     job = s.current
     spans = [t for t, e in events.items if isinstance(e, JobChanged) and e.job.id == job.id]
     seconds = spans[-1] - spans[0]
@@ -281,7 +281,10 @@ async def test_station_change_drops_ready_tracks_and_takes_over(make, tmp_path: 
     assert s.current.id == old_current.id, "the playing track plays on meanwhile"
     assert all(j.station == RAIN for j in s.upcoming)
 
-    await until(lambda: s.current.station == RAIN, what="the new station takes over")
+    await until(
+        lambda: s.current is not None and s.current.station == RAIN,
+        what="the new station takes over",
+    )
     assert events.states(old_current.id)[-1] is S.PLAYED
     await until(lambda: settled(s))
     assert all(j.station == RAIN for j in s.upcoming)
@@ -437,7 +440,9 @@ async def test_a_failing_station_stops_after_repeated_failures(make, failing_eng
 
     s.set_station(RAIN)
     assert not s.halted
-    await until(lambda: s.current.station == RAIN and settled(s), what="recovery")
+    await until(
+        lambda: s.current is not None and s.current.station == RAIN and settled(s), what="recovery"
+    )
 
 
 async def test_a_broken_model_directory_is_survived(make, tmp_path: Path) -> None:

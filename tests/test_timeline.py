@@ -12,9 +12,16 @@ import numpy as np
 import pytest
 
 from lofitui.audio.events import NowPlaying, TrackFinished, TrackStarted
-from lofitui.audio.mixing import equal_power_curves
+from lofitui.audio.mixing import equal_power_curves, fade
 from lofitui.audio.silent import SilentPlayer
-from lofitui.audio.timeline import SKIP_FADE_IN_S, SKIP_FADE_S, Timeline, prepare
+from lofitui.audio.timeline import (
+    BUFFER_FADE_S,
+    RESUME_S,
+    SKIP_FADE_IN_S,
+    SKIP_FADE_S,
+    Timeline,
+    prepare,
+)
 from lofitui.audio.transport import PAUSE_FADE_S, VOLUME_RAMP_S, GainRamp, Transport
 from lofitui.audio.types import Audio
 
@@ -195,7 +202,7 @@ def test_clear_keeps_the_audible_track_and_drops_the_rest() -> None:
 
 def test_a_growing_track_renders_to_its_frontier_and_joins_without_a_seam() -> None:
     whole = ramp_track(10_000, 1.0)
-    timeline = Timeline(RATE, crossfade_s=0.01)
+    timeline = Timeline(RATE, crossfade_s=0.01, buffer_fade_s=0.0)  # no frames held back
     timeline.enqueue("g", whole[:3000], floor=0, complete=False)
     timeline.enqueue("n", ramp_track(2000, 2.0), floor=0)
     parts = [render_all(timeline, block=1024)]
@@ -212,6 +219,110 @@ def test_a_growing_track_renders_to_its_frontier_and_joins_without_a_seam() -> N
     assert out.shape[0] == 10_000 + 2000, "it ended at its true end (no blend was possible)"
     with pytest.raises(ValueError):
         timeline.append("n", whole[:10])
+
+
+def test_a_growing_track_holds_back_its_fade_and_plays_on_seamlessly() -> None:
+    guard = round(BUFFER_FADE_S * RATE)
+    whole = ramp_track(20_000, 1.0)
+    timeline = Timeline(RATE)
+    timeline.enqueue("g", whole[:5000], floor=0, complete=False)
+    parts = [render_all(timeline)]
+    assert timeline.written == 5000 - guard and timeline.at_frontier
+    assert not timeline.stalled
+    timeline.append("g", whole[5000:20_000])
+    timeline.finish("g")
+    parts.append(render_all(timeline))
+    out = np.concatenate(parts)
+    np.testing.assert_array_equal(out, whole), "no sample repeated, dropped or faded"
+
+
+def test_a_stall_fades_out_at_the_frontier_and_back_in_from_exactly_there() -> None:
+    guard = round(BUFFER_FADE_S * RATE)
+    resume = round(RESUME_S * RATE)
+    whole = np.ones((100_000, 2), np.float32) * 0.5
+    whole[:, 0] = (np.arange(100_000) + 1) / 1e6  # left says which frame it is
+    timeline = Timeline(RATE)
+    timeline.enqueue("g", whole[:10_000], floor=0, complete=False)
+    timeline.enqueue("n", ramp_track(1000, 2.0), floor=0)
+    before = render_all(timeline)
+    assert before.shape[0] == 10_000 - guard
+    faded = np.array(timeline.stall())
+    assert faded.shape[0] == guard and timeline.stalled
+    gains = fade(guard, 1.0, 0.0)
+    np.testing.assert_allclose(faded, whole[10_000 - guard : 10_000] * gains[:, None], rtol=1e-6)
+    assert faded[-1, 1] == 0.0, "silent at the frontier: no click when the output runs dry"
+    now = timeline.playback(timeline.written).now
+    assert now is not None and now.buffering
+    stalled_at = timeline.written
+
+    timeline.append("g", whole[10_000 : 10_000 + resume - 1])
+    assert timeline.render(4096).shape[0] == 0, "waits for RESUME_S of audio"
+    assert timeline.written == stalled_at, "the program (the position) does not advance"
+    timeline.append("g", whole[10_000 + resume - 1 : 100_000])
+    timeline.finish("g")
+    after = render_all(timeline)
+    assert not timeline.stalled
+    now = timeline.playback(stalled_at + 1).now
+    assert now is not None and not now.buffering
+    rising = after[:guard]
+    np.testing.assert_allclose(
+        rising, whole[10_000 : 10_000 + guard] * fade(guard, 0.0, 1.0)[:, None], rtol=1e-6
+    )
+    assert rising[0, 1] < 0.01 and np.all(np.diff(rising[:, 1]) >= 0), "a smooth fade-in"
+    # Every frame of the track exactly once, in order: the left channel counts frames.
+    program = np.concatenate([before, faded, after])
+    gain = program[:100_000, 1] / 0.5  # the right channel says the gain each frame got
+    heard = gain > 1e-3
+    index = np.round(program[:100_000, 0][heard] / gain[heard] * 1e6)
+    np.testing.assert_array_equal(index, np.arange(1, 100_001)[heard])
+    assert heard.sum() > 100_000 - 40, "only the fades' quietest frames are below -60 dB"
+    assert program.shape[0] == 100_000 + 1000, "then the next track, gaplessly"
+    np.testing.assert_array_equal(program[100_000:], ramp_track(1000, 2.0))
+
+
+def test_a_complete_track_crossfades_into_a_growing_one() -> None:
+    guard = round(BUFFER_FADE_S * RATE)
+    a, b = ramp_track(10_000, 1.0), ramp_track(6000, 2.0)
+    timeline = Timeline(RATE, crossfade_s=0.01)  # 480 frames
+    timeline.enqueue("a", a, floor=0)
+    timeline.enqueue("b", b[:2000], floor=0, complete=False)
+    parts = [render_all(timeline)]
+    assert timeline.written == 10_000 - 480 + 2000 - guard, "b waits at its frontier"
+    timeline.append("b", b[2000:])
+    timeline.finish("b")
+    parts.append(render_all(timeline))
+    out = np.concatenate(parts)
+    fade_out, fade_in = equal_power_curves(480)
+    blend = a[-480:] * fade_out[:, None] + b[:480] * fade_in[:, None]
+    np.testing.assert_array_equal(out[: 10_000 - 480], a[:-480])
+    np.testing.assert_allclose(out[10_000 - 480 : 10_000], blend, rtol=1e-6)
+    np.testing.assert_array_equal(out[10_000:], b[480:]), "then all of b, seamlessly"
+
+
+def test_a_skip_while_buffering_moves_on_at_once() -> None:
+    timeline = Timeline(RATE)
+    timeline.enqueue("g", ramp_track(5000, 1.0), floor=0, complete=False)
+    render_all(timeline)
+    timeline.stall()
+    assert timeline.stalled
+    timeline.playback(timeline.written)
+    timeline.enqueue("n", ramp_track(2000, 2.0), floor=timeline.written)
+    timeline.skip(timeline.written, timeline.written)
+    out = render_all(timeline)
+    assert out.shape[0] == 2000 and out[-1, 1] == 2.0
+    timeline.append("g", ramp_track(10, 1.0))  # late audio of the skipped track: harmless
+
+
+def test_a_flow_join_uses_the_tracks_own_crossfade() -> None:
+    timeline = Timeline(RATE, crossfade_s=2.0)
+    timeline.enqueue("a", ramp_track(10_000, 1.0), floor=0)
+    timeline.enqueue("b", ramp_track(10_000, 2.0), floor=0, crossfade_s=0.0)
+    out = render_all(timeline)
+    assert out.shape[0] == 20_000, "gapless: no crossfade into b"
+    timeline = Timeline(RATE, crossfade_s=2.0)
+    timeline.enqueue("a", ramp_track(10_000, 1.0), floor=0)
+    timeline.enqueue("b", ramp_track(10_000, 2.0), floor=0, crossfade_s=0.01)
+    assert render_all(timeline).shape[0] == 20_000 - 480
 
 
 def test_prepare_resamples_and_makes_stereo() -> None:

@@ -34,13 +34,14 @@ import numpy as np
 
 from lofitui.audio.dispatch import Dispatcher
 from lofitui.audio.events import Level, NowPlaying, PlayerError, PlayerEvent, Subscriber
-from lofitui.audio.mixing import levels
+from lofitui.audio.mixing import levels, to_stereo
 from lofitui.audio.output import (
     import_sounddevice,
     one_line,
     output_device,
     try_realtime_priority,
 )
+from lofitui.audio.resample import StreamResampler
 from lofitui.audio.timeline import CHANNELS, MAX_CROSSFADE_S, Timeline, prepare
 from lofitui.audio.transport import GainRamp, Transport, TransportControls
 from lofitui.audio.types import Audio
@@ -58,6 +59,7 @@ BLOCKSIZE = 1024  # frames per callback: fixed, so gain ramps and rewind margins
 FILL_AHEAD_S = 1.0  # prepared audio kept ahead of the callback (protects against GIL stalls)
 REWIND_MARGIN_S = 0.25  # never rewrite closer than this to the callback's read position
 IDLE_LEAD_S = 0.5  # silence written past the margin when nothing is queued (rewritable)
+STALL_AHEAD_S = 0.15  # at a growing track's frontier with less than this ahead: fade out, buffer
 LEVEL_WINDOW_S = 0.05
 TICK_S = 0.1  # position and level events: ~10 Hz
 WATCHDOG_S = 2.0  # no callback for this long while running means the device is gone
@@ -71,6 +73,18 @@ GIL_SWITCH_INTERVAL_S = 0.001
 class _Command:
     name: str  # "skip" | "clear" | "stop"
     done: threading.Event
+
+
+@dataclass
+class _Input:
+    """Track audio on its way to the timeline: a new track, more of a growing one, or its end."""
+
+    kind: str  # "enqueue" | "append" | "finish"
+    track_id: str
+    audio: Audio | None = None
+    complete: bool = True
+    crossfade_s: float | None = None
+    cut: bool = False
 
 
 class Player(TransportControls):
@@ -110,7 +124,8 @@ class Player(TransportControls):
 
         self._lock = threading.Lock()  # API <-> feeder; never taken by the callback
         self._wake = threading.Event()
-        self._pending: deque[tuple[str, Audio]] = deque()
+        self._pending: deque[_Input] = deque()
+        self._resamplers: dict[str, StreamResampler] = {}  # growing tracks (feeder only)
         self._commands: deque[_Command] = deque()
         self._events = Dispatcher("lofi-player-events")
         self._queued_snapshot: tuple[str, ...] = ()
@@ -121,6 +136,15 @@ class Player(TransportControls):
         self._w = 0
         self._gain = GainRamp(self.transport, self.samplerate, BLOCKSIZE)
         self._callbacks = 0
+        # Silence the callback had to output (ring dry: a stall or a dropout) shifts what is
+        # heard: the last run of it (device frame where it began, ring position, length) and
+        # the total of the runs before, so the heard frame holds through a stall.
+        self._out = 0  # device frames output while not paused
+        self._gap_at = 0
+        self._gap_r = 0
+        self._gap_len = 0
+        self._gaps_before = 0
+        self._in_gap = False
         self._underflows = 0
         self._starved_blocks = 0
         self._device_lost = False
@@ -191,15 +215,40 @@ class Player(TransportControls):
 
     # -- queue ---------------------------------------------------------------------------------
 
-    def enqueue(self, track_id: str, audio: Audio) -> None:
-        """Queue a track to play after the ones already queued (any rate, mono or stereo)."""
+    def enqueue(
+        self,
+        track_id: str,
+        audio: Audio,
+        *,
+        complete: bool = True,
+        crossfade_s: float | None = None,
+    ) -> None:
+        """Queue a track to play after the ones already queued (any rate, mono or stereo).
+
+        ``complete=False``: the track is still being generated; more of it follows through
+        :meth:`append` and its end through :meth:`finish` (see :class:`Timeline` for what
+        happens if playback reaches its frontier). ``crossfade_s``: the crossfade into this
+        track (None: the player's).
+        """
         if audio.frames == 0:
             raise ValueError(f"track {track_id!r} has no audio")
         if audio.sample_rate <= 0:
             raise ValueError(f"track {track_id!r} has an invalid sample rate")
         with self._lock:
-            self._pending.append((track_id, audio))
+            self._pending.append(_Input("enqueue", track_id, audio, complete, crossfade_s))
             self._queued_snapshot = (*self._queued_snapshot, track_id)
+        self._wake.set()
+
+    def append(self, track_id: str, audio: Audio) -> None:
+        """More audio of a growing track (same rate and channels as its first part)."""
+        with self._lock:
+            self._pending.append(_Input("append", track_id, audio))
+        self._wake.set()
+
+    def finish(self, track_id: str, *, cut: bool = False) -> None:
+        """A growing track is complete (``cut``: stopped early; it fades out at its end)."""
+        with self._lock:
+            self._pending.append(_Input("finish", track_id, cut=cut))
         self._wake.set()
 
     def skip(self, wait: bool = False) -> None:
@@ -303,6 +352,7 @@ class Player(TransportControls):
         self._margin = int(REWIND_MARGIN_S * rate)
         self._fill = int(FILL_AHEAD_S * rate)
         self._lead = self._margin + int(IDLE_LEAD_S * rate)
+        self._stall_ahead = int(STALL_AHEAD_S * rate)
         self._history = self._latency_frames + int(LEVEL_WINDOW_S * rate) + BLOCKSIZE
         capacity = self._fill + int(MAX_CROSSFADE_S * rate) + self._history + self._margin
         self._capacity = capacity
@@ -334,10 +384,20 @@ class Player(TransportControls):
             if n > first:
                 outdata[first:n] = self._ring[: n - first]
             self._r = r + n
+            self._in_gap = False
         if n < frames:
-            outdata[max(n, 0) :].fill(0.0)
+            n = max(n, 0)
+            outdata[n:].fill(0.0)
             if self._audio_pending:
                 self._starved_blocks += 1
+            if not self._in_gap:  # a new run of silence
+                self._gaps_before += self._gap_len
+                self._gap_len = 0
+                self._gap_at = self._out + n
+                self._gap_r = r + n
+                self._in_gap = True
+            self._gap_len += frames - n
+        self._out += frames
         gain.apply(outdata)
 
     def _stream_finished(self) -> None:
@@ -375,7 +435,7 @@ class Player(TransportControls):
                 self._run_commands()
                 self._prepare_one()
                 self._fill_ring()
-                self._audio_pending = self._timeline.pending
+                self._audio_pending = self._timeline.pending and not self._timeline.stalled
                 now = time.monotonic()
                 self._update_playback(now >= next_tick)
                 if now >= next_tick:
@@ -420,8 +480,9 @@ class Player(TransportControls):
                 if command.name == "skip":
                     self._timeline.skip(played, floor)
                 elif command.name in ("clear", "stop"):
-                    with self._lock:
-                        self._pending.clear()
+                    with self._lock:  # more of a playing growing track still comes through
+                        kept = [i for i in self._pending if i.kind != "enqueue"]
+                        self._pending = deque(kept)
                     if command.name == "clear":
                         self._timeline.clear(floor)
                     else:
@@ -432,19 +493,64 @@ class Player(TransportControls):
                 command.done.set()
 
     def _prepare_one(self) -> None:
-        """Resample and upmix the next pending track (one per loop, so the ring stays fed)."""
-        with self._lock:
-            if not self._pending:
+        """Resample and upmix pending track audio: every append and finish waiting, and at
+        most one whole track per loop, so the ring stays fed."""
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return
+                item = self._pending[0]
+            whole = item.kind == "enqueue" and item.complete
+            samples = self._convert(item)
+            with self._lock:
+                if not self._pending or self._pending[0] is not item:
+                    continue  # cleared meanwhile
+                self._pending.popleft()
+            self._apply(item, samples)
+            self._w = self._timeline.written
+            if whole:
                 return
-            item = self._pending[0]
-        track_id, audio = item
-        samples = prepare(audio, self.samplerate)
-        with self._lock:
-            if not self._pending or self._pending[0] is not item:
-                return  # cleared meanwhile
-            self._pending.popleft()
-        self._timeline.enqueue(track_id, samples, self._floor())
-        self._w = self._timeline.written
+
+    def _convert(self, item: _Input) -> np.ndarray | None:
+        """``item``'s audio at the device rate, in stereo (streamed for growing tracks)."""
+        audio = item.audio
+        if item.kind == "enqueue" and item.complete:
+            assert audio is not None
+            return prepare(audio, self.samplerate)
+        if item.kind == "enqueue":
+            assert audio is not None
+            resampler = StreamResampler(audio.sample_rate, self.samplerate, audio.channels)
+            self._resamplers[item.track_id] = resampler
+        else:
+            resampler = self._resamplers.get(item.track_id)
+            if resampler is None:
+                return None
+        if item.kind == "finish":
+            del self._resamplers[item.track_id]
+            out = resampler.flush()
+        else:
+            assert audio is not None
+            out = resampler.push(audio)
+        return to_stereo(out.samples)
+
+    def _apply(self, item: _Input, samples: np.ndarray | None) -> None:
+        timeline = self._timeline
+        if item.kind == "enqueue":
+            assert samples is not None
+            timeline.enqueue(
+                item.track_id,
+                samples,
+                self._floor(),
+                complete=item.complete,
+                crossfade_s=item.crossfade_s,
+            )
+        elif not timeline.holds(item.track_id):
+            self._resamplers.pop(item.track_id, None)  # cleared or finished playing meanwhile
+        else:
+            if samples is not None and samples.shape[0]:
+                timeline.append(item.track_id, samples)
+            if item.kind == "finish":
+                timeline.finish(item.track_id, cut=item.cut)
 
     # -- writing the ring ------------------------------------------------------------------------
 
@@ -462,6 +568,8 @@ class Player(TransportControls):
             ahead = self._w - self._r
             if timeline.pending:
                 block = timeline.render(self._fill - ahead, self._free())
+                if block.shape[0] == 0 and timeline.at_frontier and ahead < self._stall_ahead:
+                    block = timeline.stall()  # about to run dry: fade out, buffer
             else:  # nothing to play: a little silence ahead so positions advance and events fire
                 block = timeline.silence(min(self._lead - ahead, self._free(), BLOCKSIZE * 4))
             n = block.shape[0]
@@ -478,8 +586,15 @@ class Player(TransportControls):
     # -- playback position and events ------------------------------------------------------------
 
     def _played(self) -> int:
-        """Ring position of the frame being heard now."""
-        return self._r - self._latency_frames
+        """Ring position of the frame being heard now (it holds while the output is silent
+        because the ring ran dry)."""
+        heard = self._out - self._latency_frames
+        gap_at, gap_len, before = self._gap_at, self._gap_len, self._gaps_before
+        if heard >= gap_at + gap_len:
+            return heard - before - gap_len
+        if heard >= gap_at:
+            return self._gap_r
+        return heard - before
 
     def _update_playback(self, tick: bool) -> None:
         played = self._played()
@@ -514,6 +629,6 @@ class Player(TransportControls):
             ids: list[str] = []
             if self._running:
                 ids = self._timeline.queued_ids(played)
-            ids += [track_id for track_id, _ in self._pending]
+            ids += [i.track_id for i in self._pending if i.kind == "enqueue"]
             self._queued_snapshot = tuple(ids)
             self._now_snapshot = now

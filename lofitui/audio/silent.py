@@ -2,7 +2,8 @@
 
 The scheduler uses it when there is no audio output (a headless machine, a lost device), so the
 queue, crossfades, skip, pause and save behave exactly as with sound: tracks start, advance and
-finish in real time on the same :class:`~lofitui.audio.timeline.Timeline`, and the same
+finish in real time on the same :class:`~lofitui.audio.timeline.Timeline` (growing tracks and
+their buffering included), and the same
 :mod:`lofitui.audio.events` arrive on a thread of their own. Nothing is heard: levels are 0,
 and a skip while paused moves on at once (there is no fade-out to hear).
 """
@@ -15,12 +16,15 @@ from collections.abc import Callable
 
 from lofitui.audio.dispatch import Dispatcher
 from lofitui.audio.events import Level, NowPlaying, PlayerEvent, Subscriber
+from lofitui.audio.mixing import to_stereo
+from lofitui.audio.resample import StreamResampler
 from lofitui.audio.timeline import MAX_CROSSFADE_S, Timeline, prepare
 from lofitui.audio.transport import Transport, TransportControls
 from lofitui.audio.types import Audio
 
 SAMPLERATE = 48000
 TICK_S = 0.1
+STALL_AHEAD_S = 0.05  # the clock is this close to a growing track's frontier: fade out, buffer
 
 
 class SilentPlayer(TransportControls):
@@ -40,8 +44,10 @@ class SilentPlayer(TransportControls):
         self.transport = transport if transport is not None else Transport()
         self.samplerate = samplerate
         self._tick_s = tick_s
+        self._stall_ahead = round(STALL_AHEAD_S * samplerate)
         self._cond = threading.Condition()
         self._timeline = Timeline(samplerate, crossfade_s)
+        self._resamplers: dict[str, StreamResampler] = {}  # growing tracks
         self._events = Dispatcher("lofi-silent-player-events")
         self._clock = 0.0  # frames heard so far (the clock stops while paused)
         self._since = time.monotonic()  # when the clock was last advanced
@@ -78,12 +84,46 @@ class SilentPlayer(TransportControls):
 
     # -- queue and transport ---------------------------------------------------------------------
 
-    def enqueue(self, track_id: str, audio: Audio) -> None:
+    def enqueue(
+        self,
+        track_id: str,
+        audio: Audio,
+        *,
+        complete: bool = True,
+        crossfade_s: float | None = None,
+    ) -> None:
         if audio.frames == 0:
             raise ValueError(f"track {track_id!r} has no audio")
-        samples = prepare(audio, self.samplerate)
+        if complete:
+            samples = prepare(audio, self.samplerate)
+        else:
+            resampler = StreamResampler(audio.sample_rate, self.samplerate, audio.channels)
+            samples = to_stereo(resampler.push(audio).samples)
         with self._cond:
-            self._timeline.enqueue(track_id, samples, self._advance())
+            if not complete:
+                self._resamplers[track_id] = resampler
+            self._timeline.enqueue(
+                track_id, samples, self._advance(), complete=complete, crossfade_s=crossfade_s
+            )
+            self._cond.notify_all()
+
+    def append(self, track_id: str, audio: Audio) -> None:
+        with self._cond:
+            resampler = self._resamplers.get(track_id)
+            if resampler is None or not self._timeline.holds(track_id):
+                return  # cleared or finished playing meanwhile
+            self._timeline.append(track_id, to_stereo(resampler.push(audio).samples))
+            self._cond.notify_all()
+
+    def finish(self, track_id: str, *, cut: bool = False) -> None:
+        with self._cond:
+            resampler = self._resamplers.pop(track_id, None)
+            if resampler is None or not self._timeline.holds(track_id):
+                return
+            tail = to_stereo(resampler.flush().samples)
+            if tail.shape[0]:
+                self._timeline.append(track_id, tail)
+            self._timeline.finish(track_id, cut=cut)
             self._cond.notify_all()
 
     def skip(self, wait: bool = False) -> None:
@@ -151,7 +191,11 @@ class SilentPlayer(TransportControls):
             want = target - timeline.written
             block = timeline.render(want, max(want, round(MAX_CROSSFADE_S * self.samplerate)))
             if block.shape[0] == 0:
-                if timeline.pending:  # a growing track at its frontier: the output starves
+                if timeline.at_frontier and timeline.written - self._clock < self._stall_ahead:
+                    block = timeline.stall()  # about to run dry: fade out and buffer
+                    if block.shape[0]:
+                        continue
+                if timeline.pending:  # a growing track buffers: the clock waits for it
                     self._clock = min(self._clock, float(timeline.written))
                     break
                 timeline.silence(want)

@@ -12,8 +12,13 @@ one's tail was rendered): the driver passes the earliest frame it can still chan
 are rendered whole, so a rewrite never lands inside one.
 
 A track may grow while it plays (:meth:`Timeline.append`, then :meth:`Timeline.finish`):
-rendering stops at its frontier, sample-exact, and resumes when more frames arrive. It
-crossfades into the next track only once complete (its end is known then).
+rendering stops ``buffer_fade_s`` before its frontier and resumes, sample-exact, when more
+frames arrive. It crossfades into the next track only once complete (its end is known then);
+a growing track may be crossfaded into. If the driver is about to run dry there anyway
+(:meth:`Timeline.stall`), the held-back frames are rendered fading out to silence and the track
+*buffers*: once ``resume_s`` more seconds have arrived (or the track is complete) it fades back
+in from exactly the frontier. Nothing is repeated or dropped, and the program (so the position)
+does not advance while it buffers.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ MAX_CROSSFADE_S = 10.0
 SKIP_FADE_S = 0.03  # the skipped track fades out over 30 ms; the next fades in over 5 ms
 SKIP_FADE_IN_S = 0.005
 MAX_BLOCK = 8192  # frames of plain audio per rendered block
+BUFFER_FADE_S = 0.015  # a growing track fades out over its last 15 ms before a stall, back in after
+RESUME_S = 0.75  # audio a buffering track waits for beyond its frontier before it plays on
 
 
 def prepare(audio: Audio, samplerate: int) -> np.ndarray:
@@ -52,17 +59,24 @@ class _Track:
         "fade_out",
         "id",
         "pos",
+        "ramp",
         "skipped",
+        "stall_at",
+        "stalled",
         "start",
         "started",
+        "xfade",
         "xin",
     )
 
-    def __init__(self, track_id: str, samples: np.ndarray, complete: bool) -> None:
+    def __init__(
+        self, track_id: str, samples: np.ndarray, complete: bool, xfade: int | None = None
+    ) -> None:
         self.id = track_id
         self._buffer = samples
         self.available = int(samples.shape[0])
         self.complete = complete
+        self.xfade = xfade  # frames of crossfade into this track (None: the timeline's)
         self.started = False  # TrackStarted reported
         self.skipped = False
         self.reset()
@@ -88,6 +102,9 @@ class _Track:
         self.pos = 0  # next frame of the track to render
         self.fade_in = 0  # frames of short fade-in at its start (after a skip)
         self.fade_out: tuple[int, int] | None = None  # (first, end) frames of a skip fade-out
+        self.stalled = False  # faded out at its frontier, waiting for more frames (buffering)
+        self.stall_at = 0  # program frame where its stall fade began
+        self.ramp: tuple[int, int] | None = None  # (first, end) frames of a fade-in after a stall
 
 
 @dataclass(frozen=True)
@@ -105,9 +122,18 @@ class Timeline:
     not yet blended and limited to half of either track. Not thread-safe: one driver owns it.
     """
 
-    def __init__(self, samplerate: int, crossfade_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        samplerate: int,
+        crossfade_s: float = 0.0,
+        *,
+        buffer_fade_s: float = BUFFER_FADE_S,
+        resume_s: float = RESUME_S,
+    ) -> None:
         self.samplerate = samplerate
         self.crossfade_s = crossfade_s
+        self._guard = max(0, round(buffer_fade_s * samplerate))
+        self._resume = max(self._guard, round(resume_s * samplerate))
         self._w = 0  # program frames rendered
         self._writer: _Track | None = None  # the track being rendered
         self._placed: deque[_Track] = deque()  # rendered (in part), not yet finished playing
@@ -133,6 +159,24 @@ class Timeline:
         """Track audio remains to be rendered (running dry now would be a dropout)."""
         return self._writer is not None or bool(self._upcoming)
 
+    @property
+    def at_frontier(self) -> bool:
+        """The track being rendered is still growing and waits for frames: a driver about to
+        run dry should :meth:`stall` (fade out) rather than let the output cut off."""
+        track = self._writer
+        return (
+            track is not None
+            and not track.complete
+            and not track.stalled
+            and track.fade_out is None
+            and track.pos >= track.available - self._guard
+        )
+
+    @property
+    def stalled(self) -> bool:
+        """The track being rendered buffers: faded out at its frontier, waiting for frames."""
+        return self._writer is not None and self._writer.stalled
+
     def queued_ids(self, played: int) -> list[str]:
         """Ids of the tracks not yet audible at frame ``played``, in play order."""
         ids = [t.id for t in self._placed if t.start is None or t.start > played]
@@ -156,17 +200,27 @@ class Timeline:
     # -- the queue -------------------------------------------------------------------------------
 
     def enqueue(
-        self, track_id: str, samples: np.ndarray, floor: int, *, complete: bool = True
+        self,
+        track_id: str,
+        samples: np.ndarray,
+        floor: int,
+        *,
+        complete: bool = True,
+        crossfade_s: float | None = None,
     ) -> None:
         """Queue ``samples`` (stereo float32 at the timeline's rate, see :func:`prepare`).
 
         If the previous track's tail (or silence) is already rendered, the program is rewritten
         from the best frame at or after ``floor`` so the new track crossfades or follows
         gaplessly. ``complete=False``: more frames follow through :meth:`append`.
+        ``crossfade_s``: the crossfade into this track (None: the timeline's ``crossfade_s``).
         """
         if samples.ndim != 2 or samples.shape[1] != CHANNELS:
             raise ValueError(f"timeline tracks are (frames, 2), got shape {samples.shape}")
-        self._upcoming.append(_Track(track_id, samples, complete))
+        xfade = None
+        if crossfade_s is not None:
+            xfade = round(min(max(crossfade_s, 0.0), MAX_CROSSFADE_S) * self.samplerate)
+        self._upcoming.append(_Track(track_id, samples, complete, xfade))
         self._reopen_tail(floor)
 
     def append(self, track_id: str, samples: np.ndarray) -> None:
@@ -176,11 +230,25 @@ class Timeline:
             raise ValueError(f"track {track_id!r} is not a growing track in the timeline")
         track.append(samples)
 
-    def finish(self, track_id: str) -> None:
-        """A growing track is complete: its end is known and it may crossfade into the next."""
+    def holds(self, track_id: str) -> bool:
+        """``track_id`` is queued or has not finished playing."""
+        return self._find(track_id) is not None
+
+    def finish(self, track_id: str, *, cut: bool = False) -> None:
+        """A growing track is complete: its end is known and it may crossfade into the next.
+
+        ``cut``: its generation was stopped early, so it ends where its audio ends, with the
+        frames held back before its frontier fading out (no click).
+        """
         track = self._find(track_id)
-        if track is not None:
-            track.complete = True
+        if track is None:
+            return
+        if cut and not track.complete:
+            first = max(track.pos, track.available - self._guard)
+            n = track.available - first
+            if n > 0 and not track.stalled:
+                track.samples[first:] *= fade(n, 1.0, 0.0)[:, None]
+        track.complete = True
 
     def skip(self, played: int, floor: int) -> None:
         """Fade the track audible at ``played`` out (30 ms) from ``floor``; the next follows."""
@@ -194,8 +262,11 @@ class Timeline:
         if self._writer is not audible:
             return
         n = min(round(SKIP_FADE_S * self.samplerate), audible.available - audible.pos)
+        if audible.stalled:
+            n = 0  # already silent: it ends where it stalled
         audible.fade_out = (audible.pos, audible.pos + n)
         audible.skipped = True
+        audible.stalled = False
         if self._upcoming:
             self._upcoming[0].fade_in = round(SKIP_FADE_IN_S * self.samplerate)
 
@@ -228,8 +299,16 @@ class Timeline:
                 track.end = self._w  # skipped: it ends with its fade-out
                 self._writer = None
                 continue
+            if track.stalled:
+                if not track.complete and track.available - track.pos < self._resume:
+                    return _EMPTY  # buffering
+                track.stalled = False  # enough has arrived: fade back in from the frontier
+                track.ramp = (track.pos, track.pos + self._guard)
             nxt = self._upcoming[0] if self._upcoming else None
-            tail = self._crossfade_frames(track, nxt) if nxt is not None and track.complete else 0
+            if track.complete:
+                tail = self._crossfade_frames(track, nxt) if nxt is not None else 0
+            else:
+                tail = self._guard  # held back for a fade-out, should the frontier be reached
             plain_end = track.available - tail
             if track.pos < plain_end:
                 return self._track_block(track, min(plain_end - track.pos, want, room, MAX_BLOCK))
@@ -255,6 +334,20 @@ class Timeline:
                 continue
             # a shortened track after a rewind with nothing next
             return self._track_block(track, min(track.available - track.pos, room, MAX_BLOCK))
+
+    def stall(self) -> np.ndarray:
+        """At a growing track's frontier (:attr:`at_frontier`): its held-back last frames,
+        fading out to silence; the track then buffers until enough frames have arrived."""
+        if not self.at_frontier:
+            return _EMPTY
+        track = self._writer
+        assert track is not None
+        n = track.available - track.pos
+        gains = fade(n, 1.0, 0.0)
+        track.stall_at = self._w
+        block = self._track_block(track, n) * gains[:, None]
+        track.stalled = True
+        return block
 
     def silence(self, frames: int) -> np.ndarray:
         """``frames`` of silence (nothing is queued): positions advance and events still fire."""
@@ -284,7 +377,8 @@ class Timeline:
         if audible is not None and audible.start is not None:
             duration = audible.available / self.samplerate
             position = min(max((played - audible.start) / self.samplerate, 0.0), duration)
-            now = NowPlaying(audible.id, position, duration, paused)
+            buffering = audible.stalled and played >= audible.stall_at
+            now = NowPlaying(audible.id, position, duration, paused, buffering=buffering)
         return Playback(events, now)
 
     # -- internals -------------------------------------------------------------------------------
@@ -319,6 +413,15 @@ class Timeline:
             gains = fade(track.fade_in, 0.0, 1.0)[track.pos : track.pos + k]
             block = block.copy()
             block[:k] *= gains[:, None]
+        if track.ramp is not None:
+            first, end = track.ramp
+            if track.pos < end:
+                k = min(end - track.pos, n)
+                gains = fade(end - first, 0.0, 1.0)[track.pos - first : track.pos - first + k]
+                block = block.copy()
+                block[:k] *= gains[:, None]
+            else:
+                track.ramp = None
         track.pos += n
         self._w += n
         return block
@@ -330,7 +433,7 @@ class Timeline:
         return self._track_block(track, n) * gains[:, None]
 
     def _crossfade_frames(self, track: _Track, nxt: _Track) -> int:
-        wanted = round(self._crossfade_s * self.samplerate)
+        wanted = nxt.xfade if nxt.xfade is not None else round(self._crossfade_s * self.samplerate)
         return max(0, min(wanted, track.available // 2, nxt.available // 2))
 
     def _rewind(self, at: int, floor: int) -> list[_Track]:
@@ -360,6 +463,10 @@ class Timeline:
             if last.end is None or last.end > at:
                 last.end = None
                 last.pos = at - last.start  # a skip fade-out in progress carries on from here
+                if last.stalled and last.pos < last.available:
+                    last.stalled = False  # its stall fade is rewritten: not buffering after all
+                if last.ramp is not None and last.ramp[0] >= last.pos:
+                    last.ramp = None
                 self._writer = last
         self._w = at
         return removed

@@ -1,0 +1,322 @@
+"""Streaming playback with real parts: the tiny MusicGen model streams into the scheduler, which
+hands each track to the player as soon as it cannot run dry (silent playback, or the real player
+into the PulseAudio null sink for ``sound`` tests). Engines made slower than real time are the real
+tiny engine with each chunk delayed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from musicgen_fixture import require_fixture
+
+from lofitui.audio.types import Audio
+from lofitui.audio.wav import read_wav
+from lofitui.config import Config, load_config
+from lofitui.engines.base import CancelToken, ProgressCallback, TrackRequest
+from lofitui.engines.musicgen import MusicGenEngine
+from lofitui.engines.musicgen_prime import PRIME_PARAM, codes_from_text
+from lofitui.engines.runtime import RuntimeOptions
+from lofitui.library import TrackCache
+from lofitui.scheduler import (
+    FLOW_JOIN_S,
+    LEAD_S,
+    MARGIN_S,
+    JobChanged,
+    JobInfo,
+    JobState,
+    Notice,
+    NowPlaying,
+    Scheduler,
+    SchedulerEvent,
+    Station,
+    TrackSaved,
+)
+
+S = JobState
+STREAM = Station("calm lofi piano", model="tiny", duration_s=10.0)  # ~2 s to generate, 1 s chunks
+
+
+class Events:
+    """Every scheduler event with the time it arrived."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.items: list[tuple[float, SchedulerEvent]] = []
+        scheduler.subscribe(lambda e: self.items.append((time.monotonic(), e)))
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for _, e in self.items if isinstance(e, kind)]
+
+    def jobs(self, job_id: str) -> list[tuple[float, JobInfo]]:
+        return [
+            (t, e.job) for t, e in self.items if isinstance(e, JobChanged) and e.job.id == job_id
+        ]
+
+    def first_playing(self, job_id: str) -> tuple[float, JobInfo]:
+        return next((t, j) for t, j in self.jobs(job_id) if j.state is S.PLAYING)
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        await asyncio.sleep(0.01)
+
+
+class Throttled(MusicGenEngine):
+    """The real tiny engine, its chunks delayed: ``delay_s`` before each (``stall`` maps a chunk
+    index to another delay before it). Slower than real time when ``delay_s`` > 1 s per chunk."""
+
+    delay_s = 0.0
+    stall: dict[int, float] = {}  # noqa: RUF012 - set per test on the class
+
+    def stream(
+        self,
+        request: TrackRequest,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Audio]:
+        for i, chunk in enumerate(super().stream(request, on_progress, cancel)):
+            deadline = time.monotonic() + self.stall.get(i, self.delay_s)
+            while time.monotonic() < deadline:
+                if cancel is not None:
+                    cancel.check()
+                time.sleep(0.01)
+            yield chunk
+
+
+@pytest.fixture(scope="module")
+def throttled() -> Iterator[type[Throttled]]:
+    yield Throttled
+    Throttled.delay_s, Throttled.stall = 0.0, {}
+
+
+@pytest.fixture
+async def make(tmp_path: Path, tiny_engine: MusicGenEngine) -> AsyncIterator[Callable[..., Any]]:
+    """``await make(station, engine=..., **scheduler_kwargs)`` → (scheduler, events, started_at)."""
+    made: list[Scheduler] = []
+
+    async def build(
+        station: Station = STREAM, *, engine: Any = None, player: Any = None, **kwargs: Any
+    ) -> tuple[Scheduler, Events, float]:
+        engine = engine or tiny_engine
+        kwargs.setdefault("lookahead", 1)
+        scheduler = Scheduler(lambda _: engine, TrackCache(tmp_path / "cache"), player, **kwargs)
+        made.append(scheduler)
+        events = Events(scheduler)
+        await scheduler.start()
+        started = time.monotonic()
+        scheduler.set_station(station)
+        return scheduler, events, started
+
+    yield build
+    for scheduler in made:
+        await scheduler.aclose()
+
+
+def gaps(x: np.ndarray, window: int = 4800) -> int:
+    """How many 100 ms windows (at 48 kHz) of ``x`` stay below -60 dBFS."""
+    n = x.shape[0] // window * window
+    return int(np.sum(np.abs(x[:n]).reshape(-1, window).max(axis=1) < 1e-3))
+
+
+def load_throttled(delay_s: float, stall: dict[int, float] | None = None) -> Throttled:
+    Throttled.delay_s, Throttled.stall = delay_s, stall or {}
+    return Throttled.load(require_fixture(), RuntimeOptions("cpu", 1), model_name="tiny")
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming, silently
+
+
+async def test_playback_starts_long_before_generation_ends(make, tmp_path: Path) -> None:
+    s, events, asked = await make()
+    await until(lambda: s.current is not None, what="the first track plays")
+    at, playing = events.first_playing(s.current.id)
+    assert playing.generated_s < playing.duration_s, "it plays while it is still generated"
+    assert playing.streaming and playing.generated_s >= LEAD_S
+    assert at - asked < 3.0
+    job = playing.id
+    await until(lambda: s.job(job).path is not None, what="generation ends")
+    done = s.job(job)
+    assert done.state is S.PLAYING and done.generated_s == done.duration_s and not done.streaming
+    generated = [j.generated_s for _, j in events.jobs(job)]
+    assert generated == sorted(generated), "generated_s only grows"
+    assert read_wav(done.path).duration_s == pytest.approx(10.0)
+    assert done.request.key in TrackCache(tmp_path / "cache")
+    now = [e for e in events.of(NowPlaying) if e.track_id == job]
+    assert now and all(e.duration_s == pytest.approx(10.0) for e in now)
+    assert not any(e.buffering for e in now)
+
+
+async def test_a_slower_than_real_time_engine_starts_late_and_never_buffers(make) -> None:
+    # 1 s chunks every ~2 s (1.8 s delay + generation): r ~ 0.5 (0.4..0.67 under load). A 4 s
+    # track may start once (4 - G) / r <= 4 - MARGIN_S, i.e. with G = 3 s (three chunks, ~6 s
+    # in), and its last chunk comes before the playhead gets there.
+    engine = load_throttled(1.8)
+    station = Station("slow strings", model="tiny", duration_s=4.0)
+    s, events, asked = await make(station, engine=engine)
+    await until(lambda: s.current is not None, timeout=30, what="a late start")
+    at, playing = events.first_playing(s.current.id)
+    r = 0.5
+    predicted = min(g for g in (1.0, 2.0, 3.0, 4.0) if (4.0 - g) / r <= 4.0 - MARGIN_S) / r
+    assert playing.generated_s == pytest.approx(3.0, abs=0.01), "three chunks, not one"
+    assert at - asked == pytest.approx(predicted, abs=1.0)
+    job = playing.id
+    await until(lambda: s.job(job).state is S.PLAYED, timeout=30, what="it plays to the end")
+    assert not any(e.buffering for e in events.of(NowPlaying)), "no underrun"
+    assert s.job(job).path is not None
+
+
+async def test_a_stall_buffers_and_the_track_plays_on(make) -> None:
+    # Fast at first (it starts after one chunk), then the engine stalls for 4 s.
+    engine = load_throttled(0.0, stall={2: 4.0})
+    station = Station("stalling synth", model="tiny", duration_s=4.0)
+    s, events, _ = await make(station, engine=engine)
+    await until(lambda: s.current is not None, what="the first track plays")
+    job = s.current.id
+    await until(
+        lambda: any(e.buffering for e in events.of(NowPlaying)), timeout=10, what="buffering"
+    )
+    await until(lambda: s.job(job).state is S.PLAYED, timeout=30, what="it plays to the end")
+    now = [e for e in events.of(NowPlaying) if e.track_id == job]
+    buffering = [e for e in now if e.buffering]
+    assert buffering and all(e.position_s < 4.0 for e in buffering)
+    stuck = {round(e.position_s, 2) for e in buffering}
+    assert max(stuck) - min(stuck) < 0.2, "the position does not advance while it buffers"
+    assert now[-1].buffering is False
+
+
+async def test_skipping_a_streaming_track_cancels_it_and_caches_nothing(
+    make, tmp_path: Path
+) -> None:
+    engine = load_throttled(0.5)
+    drone = Station("long drone", model="tiny", duration_s=30.0)
+    s, _, _ = await make(drone, engine=engine)
+    await until(lambda: s.current is not None, what="the first track streams")
+    streaming = s.current
+    assert streaming.streaming
+    s.skip()
+    await until(lambda: s.job(streaming.id).state is S.PLAYED, what="skipped")
+    await until(lambda: s.upcoming and s.upcoming[0].state is S.GENERATING, what="the next job")
+    nxt = s.upcoming[0]
+    s.set_station(Station("other drone", model="tiny", duration_s=30.0))
+    assert s.job(nxt.id).state is S.CANCELLED
+    await s.aclose()
+    root = tmp_path / "cache"
+    cache = TrackCache(root)
+    for job in (streaming, nxt):
+        assert job.request.key not in cache
+        assert not [p for p in root.iterdir() if job.request.key in p.name]
+    assert not [p for p in root.iterdir() if p.name.startswith(".")], "temp files left behind"
+
+
+async def test_saving_a_track_still_generating_saves_it_once_complete(make, lofi_dirs) -> None:
+    engine = load_throttled(0.3)
+    s, events, _ = await make(
+        Station("calm lofi piano", model="tiny", duration_s=6.0), engine=engine
+    )
+    await until(lambda: s.current is not None, what="the first track streams")
+    assert s.current.streaming
+    assert s.save_current() is None
+    assert any("will be saved when it is complete" in n.message for n in events.of(Notice))
+    await until(lambda: events.of(TrackSaved), timeout=20, what="the save")
+    saved = events.of(TrackSaved)[0]
+    assert saved.job_id == s.current.id and saved.path.parent == lofi_dirs.music_dir()
+    assert read_wav(saved.path).duration_s == pytest.approx(6.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Flow
+
+
+async def test_flow_primes_each_track_with_the_last_ones_codes(make, tiny_engine) -> None:
+    station = Station("flowing ambient", model="tiny", duration_s=3.0)
+    s, _, _ = await make(station, flow=True, lookahead=2)
+    await until(lambda: len([j for j in s.jobs if j.path]) >= 2, what="two tracks generated")
+    first, second = [j for j in s.jobs if j.path][:2]
+    await s.aclose()  # the engine is free again
+    assert first.primed_by is None and second.primed_by == first.id
+    assert PRIME_PARAM not in first.request.params
+    prime = codes_from_text(second.request.params[PRIME_PARAM], 4, 2048)
+    # The first track's codes, as the engine made them (same request, same seed).
+    stream = tiny_engine.stream(first.request)
+    for _ in stream:
+        pass
+    codes = stream.codes
+    assert prime.shape[1] > 0
+    np.testing.assert_array_equal(prime, codes[:, -prime.shape[1] :])
+    assert PRIME_PARAM not in second.params, "the TUI shows the station's params"
+    assert dict(second.params) == dict(station.params)
+
+
+async def test_flow_station_change_continues_the_playing_track(make) -> None:
+    station = Station("flowing ambient", model="tiny", duration_s=3.0)
+    s, events, _ = await make(station, flow=True)
+    await until(lambda: s.current is not None and s.current.path, what="a complete first track")
+    playing = s.current
+    s.set_station(Station("flowing jazz", model="tiny", duration_s=3.0))
+    await until(lambda: s.current is not None and s.current.id != playing.id, what="the change")
+    new = s.current
+    assert new.station.prompt == "flowing jazz" and new.primed_by == playing.id
+    assert [j.state for _, j in events.jobs(playing.id)][-1] is S.PLAYED
+    ended = next(t for t, j in events.jobs(playing.id) if j.state is S.PLAYED)
+    started, _ = events.first_playing(new.id)
+    assert abs(started - ended) < 0.3, "it follows the playing track instead of cutting it"
+
+
+def test_flow_joins_are_gapless_and_the_option_is_off_by_default(tmp_path: Path) -> None:
+    assert FLOW_JOIN_S == 0.0
+    assert Config().flow is False
+    path = tmp_path / "config.toml"
+    path.write_text("flow = true\n")
+    assert load_config(path).config.flow is True
+    path.write_text('flow = "yes"\n')
+    loaded = load_config(path)
+    assert loaded.config.flow is False
+    assert "flow must be true or false" in " | ".join(loaded.warnings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real playback into the null sink
+
+
+@pytest.mark.sound
+async def test_streamed_playback_reaches_the_sink_early_and_without_a_gap(make) -> None:
+    from test_player import RATE, Recorder, active_span
+
+    from lofitui.audio.player import Player
+    from lofitui.audio.resample import resample
+
+    player = Player(samplerate=RATE, crossfade_s=0.0)
+    station = Station("calm lofi piano", model="tiny", duration_s=8.0)
+    with Recorder() as rec:
+        recording = time.monotonic()
+        s, events, asked = await make(station, player=player)
+        await until(lambda: s.current is not None, what="the first track plays")
+        first = s.current
+        handed = [j for _, j in events.jobs(first.id) if j.handed]
+        assert handed[0].streaming, "handed to the player while being generated"
+        await until(lambda: s.job(first.id).state is S.PLAYED, timeout=30, what="8 s played")
+        await asyncio.sleep(0.5)
+    audio = rec.audio()[:, 0]
+    start, _ = active_span(audio)
+    first_sound = recording + start / RATE
+    track = audio[start : start + 8 * RATE]
+    assert track.shape[0] == 8 * RATE
+    # A gap: a 100 ms window below -60 dBFS that the model did not generate.
+    made = resample(read_wav(s.job(first.id).path), RATE).samples[:, 0]
+    buffered = any(e.buffering for e in events.of(NowPlaying))
+    why = f"starved blocks {player.starved_blocks}, buffered {buffered}"
+    assert gaps(track) == gaps(made[: track.shape[0]]), f"a gap in the captured audio ({why})"
+    assert player.starved_blocks == 0
+    assert not any(e.buffering for e in events.of(NowPlaying))
+    # From the station change to the first audible sample (input latency included).
+    assert first_sound - asked < 2.0, f"first sound after {first_sound - asked:.2f} s"
+    print(f"time to first sound: {first_sound - asked:.3f} s")
