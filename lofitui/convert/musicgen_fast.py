@@ -9,8 +9,8 @@ weights but:
 - takes the cross-attention keys/values as inputs, computed once per track by a second small
   graph (``decoder_cross_kv.onnx``);
 - returns only the last position's logits;
-- optionally stores the matrices as 4-bit blocks (``MatMulNBits``) or int8, cutting the weight
-  traffic that bounds a step on the CPU.
+- optionally stores the matrices as 8- or 4-bit blocks (``MatMulNBits``) or dynamic int8,
+  cutting the weight traffic that bounds a step on the CPU.
 
 Weights are found by the module paths optimum writes into node names
 (``/decoder/model/decoder/layers.3/self_attn/q_proj/MatMul``), so any MusicGen export in that
@@ -424,26 +424,29 @@ def build_cross_graph(w: DecoderWeights, heads: int):
     return g.model(inputs, outputs, "musicgen_cross_kv")
 
 
+# MatMulNBits variants: (bits, block size). accuracy_level 4 quantizes the activations to int8
+# inside the kernel: the VNNI/AMX (x86) and dot-product (ARM) paths, several times faster at the
+# 8 token rows of a step than the fp32-activation kernel (measured: 97 vs 33 ms a step for q4).
+NBITS = {"q8": (8, 128), "q4": (4, 32)}
+
+
 def quantize_model(model, quant: str):
-    """Weight-only quantization of every MatMul with a constant matrix (ORT's own tools)."""
+    """Weight-only block quantization of every MatMul with a constant matrix (ORT's own tools)."""
     if quant == "fp32":
         return model
-    if quant == "q4":
-        import logging
+    if quant not in NBITS:
+        raise ValueError(f"unknown quantization {quant!r}")
+    import logging
 
-        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-        logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(
-            logging.WARNING
-        )
-
-        # accuracy_level 4: int8 activations in the kernel, the fast path on AVX2/AVX512/NEON.
-        quantizer = MatMulNBitsQuantizer(
-            model, bits=4, block_size=32, is_symmetric=True, accuracy_level=4
-        )
-        quantizer.process()
-        return quantizer.model.model
-    raise ValueError(f"unknown quantization {quant!r}")
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    bits, block = NBITS[quant]
+    quantizer = MatMulNBitsQuantizer(
+        model, bits=bits, block_size=block, is_symmetric=True, accuracy_level=4
+    )
+    quantizer.process()
+    return quantizer.model.model
 
 
 def save_model(model, path: Path) -> None:
