@@ -245,95 +245,72 @@ def build_step_graph(w: DecoderWeights, heads: int, max_positions: int):
     pos = g.op("Gather", [g.const("positions", table[:max_positions]), "position_ids"])
     x = g.op("Add", [x, pos])
     scale = g.const("cross_scale", np.array(1 / math.sqrt(head_dim), np.float32))
+    shape_of = {  # [N, S, H, hd] and [N, S, d], shared by every layer
+        name: g.op(
+            "Concat",
+            [g.op("Unsqueeze", [batch, unsq]), g.op("Unsqueeze", [seq, unsq]), g.const(name, tail)],
+            axis=0,
+        )
+        for name, tail in (("heads_tail", np.array([heads, head_dim])), ("d_tail", np.array([d])))
+    }
+
+    def norm(x: str, delta: str | None, key: tuple[int, str], name: str) -> tuple[str, str]:
+        """LayerNorm of ``x + delta``: (normalized, the sum), one fused node when delta exists."""
+        gamma, beta = (g.const(f"{name}_{j}", t) for j, t in enumerate(w.norms[key]))
+        if delta is None:
+            return g.op("LayerNormalization", [x, gamma, beta]), x
+        out, total = g.op(
+            "SkipLayerNormalization",
+            [x, delta, gamma, beta],
+            n_out=4,
+            domain="com.microsoft",
+            epsilon=1e-5,
+        )[::3]
+        return out, total
+
     presents = []
+    delta: str | None = None
     for i in range(w.layers):
-        h = g.op(
-            "LayerNormalization",
-            [
-                x,
-                *(
-                    g.const(f"ln1_{i}_{j}", t)
-                    for j, t in enumerate(w.norms[(i, "self_attn_layer_norm")])
-                ),
-            ],
-        )
-        q, kk, v = (
-            g.op("MatMul", [h, g.const(f"self_{p}_{i}", w.linear[(i, "self_attn", p)])])
-            for p in "qkv"
-        )
+        h, x = norm(x, delta, (i, "self_attn_layer_norm"), f"ln1_{i}")
+        # q, k and v as one packed [d, 3d] MatMul: GroupQueryAttention splits them itself.
+        qkv = np.concatenate([w.linear[(i, "self_attn", p)] for p in "qkv"], axis=1)
         attn, pk, pv = g.op(
             "GroupQueryAttention",
-            [q, kk, v, f"past_key_{i}", f"past_value_{i}", "seqlens_k", "total_sequence_length"],
+            [
+                g.op("MatMul", [h, g.const(f"self_qkv_{i}", qkv)]),
+                "",
+                "",
+                f"past_key_{i}",
+                f"past_value_{i}",
+                "seqlens_k",
+                "total_sequence_length",
+            ],
             n_out=3,
             domain="com.microsoft",
             num_heads=heads,
             kv_num_heads=heads,
         )
         presents += [(pk, f"present_key_{i}"), (pv, f"present_value_{i}")]
-        x = g.op(
-            "Add",
-            [x, g.op("MatMul", [attn, g.const(f"self_o_{i}", w.linear[(i, "self_attn", "out")])])],
-        )
-        h = g.op(
-            "LayerNormalization",
-            [
-                x,
-                *(
-                    g.const(f"ln2_{i}_{j}", t)
-                    for j, t in enumerate(w.norms[(i, "encoder_attn_layer_norm")])
-                ),
-            ],
-        )
+        delta = g.op("MatMul", [attn, g.const(f"self_o_{i}", w.linear[(i, "self_attn", "out")])])
+        h, x = norm(x, delta, (i, "encoder_attn_layer_norm"), f"ln2_{i}")
         cq = g.op("MatMul", [h, g.const(f"cross_q_{i}", w.linear[(i, "encoder_attn", "q")])])
-        split = g.op(
-            "Concat",
-            [
-                g.op("Unsqueeze", [batch, unsq]),
-                g.op("Unsqueeze", [seq, unsq]),
-                g.const(f"hh_{i}", np.array([heads, head_dim])),
-            ],
-            axis=0,
-        )
-        cq = g.op("Transpose", [g.op("Reshape", [cq, split])], perm=[0, 2, 1, 3])  # [N,H,S,hd]
+        cq = g.op(
+            "Transpose", [g.op("Reshape", [cq, shape_of["heads_tail"]])], perm=[0, 2, 1, 3]
+        )  # [N, H, S, hd]
         scores = g.op(
             "Add", [g.op("Mul", [g.op("MatMul", [cq, f"cross_key_t_{i}"]), scale]), "cross_bias"]
         )
         ctx = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), f"cross_value_{i}"])
-        merged = g.op(
-            "Concat",
-            [
-                g.op("Unsqueeze", [batch, unsq]),
-                g.op("Unsqueeze", [seq, unsq]),
-                g.const(f"dd_{i}", np.array([d])),
-            ],
-            axis=0,
-        )
-        ctx = g.op("Reshape", [g.op("Transpose", [ctx], perm=[0, 2, 1, 3]), merged])
-        x = g.op(
-            "Add",
-            [
-                x,
-                g.op(
-                    "MatMul", [ctx, g.const(f"cross_o_{i}", w.linear[(i, "encoder_attn", "out")])]
-                ),
-            ],
-        )
-        h = g.op(
-            "LayerNormalization",
-            [
-                x,
-                *(
-                    g.const(f"ln3_{i}_{j}", t)
-                    for j, t in enumerate(w.norms[(i, "final_layer_norm")])
-                ),
-            ],
-        )
+        ctx = g.op("Reshape", [g.op("Transpose", [ctx], perm=[0, 2, 1, 3]), shape_of["d_tail"]])
+        delta = g.op("MatMul", [ctx, g.const(f"cross_o_{i}", w.linear[(i, "encoder_attn", "out")])])
+        h, x = norm(x, delta, (i, "final_layer_norm"), f"ln3_{i}")
         up = g.op(
             "Gelu",
             [g.op("MatMul", [h, g.const(f"fc1_{i}", w.ffn[(i, "fc1")])])],
             domain="com.microsoft",
         )
-        x = g.op("Add", [x, g.op("MatMul", [up, g.const(f"fc2_{i}", w.ffn[(i, "fc2")])])])
+        delta = g.op("MatMul", [up, g.const(f"fc2_{i}", w.ffn[(i, "fc2")])])
+    x = g.op("Add", [x, delta])
     last = g.op("Gather", [x, g.const("last", np.array(-1))], axis=1)  # [N, d]
     last = g.op(
         "LayerNormalization",
