@@ -9,6 +9,8 @@ weights but:
 - takes the cross-attention keys/values as inputs, computed once per track by a second small
   graph (``decoder_cross_kv.onnx``);
 - returns only the last position's logits;
+- packs q/k/v into one MatMul and fuses each residual Add with the LayerNorm after it
+  (``SkipLayerNormalization``): 560 nodes a step for musicgen-small instead of 817;
 - optionally stores the matrices as 8- or 4-bit blocks (``MatMulNBits``) or dynamic int8,
   cutting the weight traffic that bounds a step on the CPU.
 
