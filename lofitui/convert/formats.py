@@ -13,6 +13,8 @@ CROSS_KV = "decoder_cross_kv.onnx"
 # AVX-512 CPUs; q4 halves the weight bytes again but moves logits ~8x further from fp32.
 FAST_QUANTS = ("q8", "int8", "q4", "fp32")
 DEFAULT_FAST_QUANT = "q8"
+# The onnxruntime (major, minor) whose CPU kernels run a quantization (8-bit MatMulNBits: 1.22).
+NBITS_MIN_ORT = {"q8": (1, 22)}
 
 # ACE-Step: the model directory written by convert.acestep, described by its config file.
 ACESTEP_CONFIG_NAME = "acestep.json"

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from lofitui.atomic import atomic_path
-from lofitui.convert.formats import CROSS_KV, FAST_QUANTS, fast_file_name
+from lofitui.convert.formats import CROSS_KV, FAST_QUANTS, NBITS_MIN_ORT, fast_file_name
 from lofitui.errors import ModelError
 
 _LINEAR = re.compile(
@@ -457,6 +457,15 @@ def build_fast_decoder(
     """Write ``decoder_fast[-quant].onnx`` and ``decoder_cross_kv.onnx`` into ``out_dir``."""
     if quant not in FAST_QUANTS:
         raise ModelError(f"unknown quantization {quant!r} (choose {', '.join(FAST_QUANTS)})")
+    import onnxruntime
+
+    needs = NBITS_MIN_ORT.get(quant)
+    have = tuple(int(x) for x in onnxruntime.__version__.split(".")[:2])
+    if needs and have < needs:
+        raise ModelError(
+            f"--quant {quant} needs onnxruntime >= {needs[0]}.{needs[1]} "
+            f"(installed: {onnxruntime.__version__}); use --quant int8"
+        )
     say = on_stage or (lambda _msg: None)
     say(f"reading weights from {source.name}")
     weights = extract_weights(source)
