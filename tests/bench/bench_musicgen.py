@@ -177,6 +177,13 @@ def run_torch(model_dir: Path, threads: int) -> dict:
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak: Linux's ru_maxrss carries the parent's peak across fork+exec
+    (the parent's model build, ~6 GB, showed up in every engine's column)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
