@@ -15,6 +15,7 @@ from rich.table import Table
 
 from lofitui import paths
 from lofitui.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE
+from lofitui.convert.formats import DEFAULT_FAST_QUANT, FAST_QUANTS
 from lofitui.errors import Cancelled, LofiError, ModelError, UsageError
 from lofitui.models import catalog, headless_refusal, store
 from lofitui.models.catalog import MANIFEST_NAME
@@ -87,9 +88,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     opt.add_argument("name", metavar="NAME|DIR")
     opt.add_argument(
         "--quant",
-        default="int8",
-        choices=["int8", "q4", "fp32"],
-        help="weights of the fast decoder: int8 (default), q4 (4-bit: smallest), or fp32 (exact)",
+        default=DEFAULT_FAST_QUANT,
+        choices=FAST_QUANTS,
+        help="weights of the fast decoder: q8 (8-bit blocks, default), int8 (dynamic), "
+        "q4 (4-bit: smallest), or fp32 (exact)",
     )
     return parser
 

@@ -22,7 +22,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from lofitui.audio.types import Audio
-from lofitui.convert.formats import DEFAULT_FAST_QUANT, FAST_QUANTS
+from lofitui.convert.formats import FAST_QUANTS
 from lofitui.engines.base import (
     CancelToken,
     EngineBase,
@@ -41,7 +41,12 @@ from lofitui.engines.musicgen_decoder import (
 )
 from lofitui.engines.musicgen_files import MusicGenFiles
 from lofitui.engines.musicgen_prime import PRIME_PARAM, codes_from_text, codes_to_text
-from lofitui.engines.runtime import OnDemandSession, RuntimeOptions, active_device
+from lofitui.engines.runtime import (
+    OnDemandSession,
+    RuntimeOptions,
+    active_device,
+    default_fast_quant,
+)
 from lofitui.errors import ModelError, UsageError
 from lofitui.paths import models_dir
 
@@ -383,7 +388,7 @@ class MusicGenEngine(EngineBase):
             return next(iter(files.fast.values()))
         on_stage(f"building the fast CPU decoder for {model_dir.name} (once)")
         try:
-            return cls._build_fast(model_dir, DEFAULT_FAST_QUANT, on_stage)
+            return cls._build_fast(model_dir, default_fast_quant(), on_stage)
         except ModelError as exc:
             on_stage(f"keeping the exact decoder: {exc}")
             return None

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from lofitui.convert.formats import DEFAULT_FAST_QUANT, NBITS_MIN_ORT
 from lofitui.devices import DEVICE_CHOICES, DEVICE_PROVIDERS
 from lofitui.errors import DeviceError, ModelError
 
@@ -37,6 +38,18 @@ class RuntimeOptions:
 
     def providers(self) -> list[str]:
         return resolve_providers(self.device)
+
+
+def ort_version() -> tuple[int, int]:
+    """The installed onnxruntime's (major, minor)."""
+    major, minor = ort.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def default_fast_quant() -> str:
+    """The fast decoder's quantization to build unasked: the default where this ORT runs it."""
+    needs = NBITS_MIN_ORT.get(DEFAULT_FAST_QUANT)
+    return "int8" if needs and ort_version() < needs else DEFAULT_FAST_QUANT
 
 
 def available_devices() -> list[str]:

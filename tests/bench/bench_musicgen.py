@@ -31,13 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
+from lofitui.convert.formats import FAST_QUANTS
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 DEFAULT_CACHE = HERE / ".cache" / "musicgen-small-random"
 PROMPT = "lofi hip hop beat with warm piano and vinyl crackle"
 POSITIONS = (1, 250, 500, 1000, 1500)
 FRAME_RATE = 50
-ENGINES = ("pytorch", "onnx-exact", "fast-fp32", "fast-int8", "fast-q4")
+ENGINES = ("pytorch", "onnx-exact", *(f"fast-{q}" for q in FAST_QUANTS))
 
 
 def ensure_model(directory: Path) -> Path:
@@ -59,7 +61,7 @@ def ensure_model(directory: Path) -> Path:
         )
     from lofitui.models.optimize import optimize_musicgen
 
-    for quant in ("fp32", "int8", "q4"):
+    for quant in FAST_QUANTS:
         optimize_musicgen(directory, quant, on_stage=lambda m: print(f"  {m}", flush=True))
     return directory
 
@@ -175,6 +177,13 @@ def run_torch(model_dir: Path, threads: int) -> dict:
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak: Linux's ru_maxrss carries the parent's peak across fork+exec
+    (the parent's model build, ~6 GB, showed up in every engine's column)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
