@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from rich.style import Style
+from textual import events
 from textual.color import Color
 from textual.widgets import Button, Input, ProgressBar, Static
 from tui_fakes import (
@@ -160,6 +161,64 @@ async def test_prompt_focus_submit_and_history(tui_env):
         assert prompt.value == "dr"
         await pilot.press("escape")
         assert app.focused is None
+
+
+def burst(app: LofiApp, *keys: str) -> None:
+    """Queue ``keys`` at once, as the terminal driver does for one read of typed input."""
+    for key in keys:
+        char = {"slash": "/", "space": " "}.get(key, key if len(key) == 1 else None)
+        app.post_message(events.Key(key, char))
+
+
+@pytest.mark.parametrize("opener", ["slash", "i"])
+async def test_keys_in_the_same_burst_as_the_prompt_key_are_text(tui_env, opener):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        fake.calls.clear()
+        theme = app.theme
+        burst(app, opener, *"tango", "space", *"q/nsi")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.query_one(PromptInput).value == "tango q/nsi"
+        assert isinstance(app.focused, PromptInput)
+        assert app.theme == theme and fake.calls == [] and app.is_running
+        await pilot.press("escape")
+        burst(app, "slash", "q")  # "/q" in one read: text, not quit
+        await pilot.pause()
+        await pilot.pause()
+        assert app.query_one(PromptInput).value == "q"  # focusing selects the old text
+        assert app.is_running
+        await pilot.press("escape", "n")  # after Esc the keys drive the player again
+        await pilot.pause()
+        assert fake.calls == [("skip",)]
+        # pilot's own key sequence, one key at a time
+        await pilot.press("slash", "t", "a", "n", "g", "o")
+        assert app.query_one(PromptInput).value == "tango"
+        assert app.theme == theme and fake.calls == [("skip",)]
+
+
+async def test_remapped_prompt_key_also_takes_the_burst(tui_env):
+    app = make_app(config=Config(keymap={"lofi.prompt": "p"}))
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        fake.calls.clear()
+        burst(app, "p", "n", "q")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.query_one(PromptInput).value == "nq"
+        assert fake.calls == [] and app.is_running
+
+
+async def test_prompt_key_is_plain_text_in_dialogs(tui_env):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("slash")
+        await pilot.pause()
+        assert app.query_one(PromptInput).value == "" and not isinstance(app.focused, PromptInput)
 
 
 async def test_theme_cycles_and_persists(tui_env):

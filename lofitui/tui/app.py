@@ -18,7 +18,7 @@ from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from lofitui.config import Config, Settings, build_settings, load_config, save_setting
@@ -336,8 +336,17 @@ class LofiApp(App[int]):
             muted = self._muted = not self._muted
         self.query_one(StatusBar).muted = muted
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The prompt key opens the prompt only from the player itself: elsewhere (the prompt or
+        another input focused, a dialog open) it is an ordinary key."""
+        if action == "focus_prompt":
+            return (len(self.screen_stack) == 1 and not isinstance(self.focused, Input)) or None
+        return True
+
     def action_focus_prompt(self) -> None:
-        self.query_one(PromptInput).focus()
+        # focus now, not on the next loop turn (Widget.focus): the keys queued behind this one
+        # are routed to the focused widget, so a burst like "/tango" types "tango"
+        self.screen.set_focus(self.query_one(PromptInput))
 
     def action_cycle_theme(self) -> None:
         self.theme = next_theme(self.theme, self.loaded_themes.names)
