@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
+import signal
 import threading
 from pathlib import Path
 
@@ -275,6 +277,21 @@ async def test_quit_closes_the_scheduler(tui_env):
         await pilot.press("q")
     assert fake.closed
     assert app.return_value == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+async def test_quit_signals_take_the_quit_path(tui_env, signum):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
+        os.kill(os.getpid(), signum)
+        for _ in range(300):
+            if fake.closed:
+                break
+            await asyncio.sleep(0.01)
+    assert fake.closed
+    assert app.return_value == 128 + signum
+    assert signal.getsignal(signum) == signal.SIG_DFL  # handed back when the app ends
 
 
 async def test_events_reach_the_widgets(tui_env):

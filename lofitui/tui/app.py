@@ -7,7 +7,9 @@ scheduler. Widgets never talk to the scheduler; the app holds no engine or playb
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,6 +43,9 @@ from lofitui.tui.keys import app_bindings
 from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen
 from lofitui.tui.themes import DEFAULT_THEME, LoadedThemes, load_themes, next_theme
 from lofitui.tui.widgets import NowPlayingView, PromptBar, PromptInput, QueuePanel, StatusBar
+
+QUIT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that quit the player the way ``q`` does (exit status 128 + the signal's number)."""
 
 
 @dataclass
@@ -95,6 +100,7 @@ class LofiApp(App[int]):
         self._muted = False  # likewise
         self._exit_code = 0
         self._saved_notices: set[str] = set()
+        self._signals: list[signal.Signals] = []
 
     # -- layout ------------------------------------------------------------------------------------
 
@@ -123,7 +129,21 @@ class LofiApp(App[int]):
         status.state = "starting"
         for warning in self.startup_warnings:
             self.notify(warning, title="config", severity="warning", timeout=12)
+        self._handle_quit_signals()
         self.find_model()
+
+    def _handle_quit_signals(self) -> None:
+        """SIGTERM and SIGHUP take the ``q`` path: jobs cancelled, terminal restored."""
+        loop = asyncio.get_running_loop()
+        for signum in QUIT_SIGNALS:
+            # not possible off the main thread (or on a loop without signal support)
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self._quit_on_signal, signum)
+                self._signals.append(signum)
+
+    def _quit_on_signal(self, signum: int) -> None:
+        self._exit_code = 128 + signum
+        self.call_later(self.action_quit)
 
     def _initial_theme(self) -> str:
         wanted = self.settings.theme
@@ -381,6 +401,9 @@ class LofiApp(App[int]):
             await scheduler.aclose()
 
     async def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._signals:
+            loop.remove_signal_handler(self._signals.pop())
         await self.shutdown()
 
 

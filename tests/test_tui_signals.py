@@ -1,0 +1,84 @@
+"""SIGTERM and SIGHUP to the real ``lofi`` in a real terminal (tmux): the same clean exit as ``q``.
+
+The pane runs ``lofi`` then prints its exit status; the test checks tmux's own view of the
+terminal afterwards: out of the alternate screen, mouse reporting off, nothing half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from musicgen_fixture import require_fixture
+
+LOFI = Path(sys.executable).with_name("lofi")
+
+
+def _tmux_env(home: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "PULSE"))},
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_MUSIC_DIR": str(home / "music"),
+        "LOFI_MODELS_DIR": str(home / "models"),
+        "PULSE_SERVER": "unix:/nonexistent",  # no sound: lofi plays silently
+        "TERM": "xterm-256color",
+    }
+
+
+def _wait(check, what: str, timeout: float = 40.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"{what} never happened")
+
+
+@pytest.mark.tmux
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_restores_the_terminal_and_exits_128_plus_n(tui_env, signum):
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed: .ci/run installs it")
+    pid_file = tui_env / "lofi.pid"
+    session = f"lofi-signal-{os.getpid()}"
+    tmux = ["tmux", "-S", str(tui_env / "tmux.sock")]
+    command = (
+        f"sh -c 'echo $$ > {pid_file}; exec {LOFI} --model {require_fixture()} --duration 30'; "
+        "echo EXIT=$?; sleep 60"
+    )
+
+    def pane(fmt: str | None = None) -> str:
+        cmd = ["display", "-p", "-t", session] if fmt else ["capture-pane", "-p", "-t", session]
+        cmd += [fmt] if fmt else []
+        return subprocess.run([*tmux, *cmd], capture_output=True, text=True).stdout
+
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command],
+        env=_tmux_env(tui_env),
+        check=True,
+    )
+    try:
+        _wait(lambda: "♫ lofi" in pane(), "the player's screen")
+        assert pane("#{alternate_on}").strip() == "1"
+        # mid-generation: a long track is being made when the signal lands
+        _wait(lambda: any((tui_env / "cache").rglob("*")) or "generating" in pane(), "a job")
+        time.sleep(1.0)
+        os.kill(int(pid_file.read_text()), signum)
+        screen = _wait(lambda: next((s for s in [pane()] if "EXIT=" in s), ""), "the exit", 20)
+        assert f"EXIT={128 + signum}" in screen, screen
+        assert "Traceback" not in screen, screen
+        flags = "#{alternate_on} #{mouse_any_flag} #{mouse_button_flag} #{mouse_standard_flag}"
+        assert pane(flags).split() == ["0", "0", "0", "0"]
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    leftovers = [p for p in (tui_env / "cache").rglob("*") if p.suffix in (".part", ".tmp")]
+    assert leftovers == []
