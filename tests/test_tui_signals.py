@@ -1,7 +1,8 @@
-"""SIGTERM and SIGHUP to the real ``lofi`` in a real terminal (tmux): the same clean exit as ``q``.
+"""Signals and input bursts to the real ``lofi`` in a real terminal (tmux).
 
-The pane runs ``lofi`` then prints its exit status; the test checks tmux's own view of the
-terminal afterwards: out of the alternate screen, mouse reporting off, nothing half-written.
+SIGTERM and SIGHUP give the same clean exit as ``q``: the pane runs ``lofi`` then prints its exit
+status, and tmux's own view of the terminal afterwards shows it out of the alternate screen with
+mouse reporting off, nothing half-written. Keys typed in one burst after ``/`` are prompt text.
 """
 
 from __future__ import annotations
@@ -82,3 +83,49 @@ def test_signal_restores_the_terminal_and_exits_128_plus_n(tui_env, signum):
         subprocess.run([*tmux, "kill-server"], capture_output=True)
     leftovers = [p for p in (tui_env / "cache").rglob("*") if p.suffix in (".part", ".tmp")]
     assert leftovers == []
+
+
+@pytest.mark.tmux
+def test_keys_typed_in_one_burst_after_slash_are_prompt_text(tui_env):
+    """``tmux send-keys -l`` writes ``/tango`` in one go, as a fast typist or a paste would."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed: .ci/run installs it")
+    session = f"lofi-burst-{os.getpid()}"
+    tmux = ["tmux", "-S", str(tui_env / "tmux.sock")]
+    command = f"{LOFI} --model {require_fixture()} --duration 30; echo EXIT=$?; sleep 60"
+
+    def pane() -> str:
+        capture = [*tmux, "capture-pane", "-p", "-t", session]
+        return subprocess.run(capture, capture_output=True, text=True).stdout
+
+    def send(*keys: str, literal: bool = False) -> None:
+        flags = ["-l"] if literal else []
+        subprocess.run([*tmux, "send-keys", "-t", session, *flags, *keys], check=True)
+
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command],
+        env=_tmux_env(tui_env),
+        check=True,
+    )
+    try:
+        _wait(lambda: "·  playing" in pane(), "playback")
+        send("/tango", literal=True)
+        _wait(lambda: "tango" in pane(), "the prompt text")
+        time.sleep(0.5)
+        screen = pane()
+        assert "theme:" not in screen and "EXIT=" not in screen, screen
+        send("Escape")
+        time.sleep(0.5)
+        send("/qn", literal=True)  # would quit at once if q reached the player
+        _wait(lambda: "qn" in pane(), "the second burst")
+        time.sleep(0.5)
+        assert "EXIT=" not in pane()
+        config = (tui_env / "config" / "lofi" / "config.toml").read_text().splitlines()
+        assert not [line for line in config if line.startswith("theme")]  # t never cycled it
+        send("Escape")
+        time.sleep(0.5)
+        send("q")
+        screen = _wait(lambda: next((s for s in [pane()] if "EXIT=" in s), ""), "the exit", 20)
+        assert "EXIT=0" in screen, screen
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
