@@ -129,3 +129,61 @@ def test_keys_typed_in_one_burst_after_slash_are_prompt_text(tui_env):
         assert "EXIT=0" in screen, screen
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+@pytest.mark.tmux
+def test_closed_terminal_quits_lofi_cleanly(tui_env):
+    """A real hang-up (the terminal closes under lofi): lofi quits at once, nothing left behind.
+
+    Textual's output thread used to die writing to the dead terminal and freeze the app for ever.
+    """
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed: .ci/run installs it")
+    pid_file = tui_env / "lofi.pid"
+    session = f"lofi-hangup-{os.getpid()}"
+    tmux = ["tmux", "-S", str(tui_env / "tmux.sock")]
+    command = f"sh -c 'echo $$ > {pid_file}; exec {LOFI} --model {require_fixture()} --duration 30'"
+
+    def pane() -> str:
+        capture = [*tmux, "capture-pane", "-p", "-t", session]
+        return subprocess.run(capture, capture_output=True, text=True).stdout
+
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command],
+        env=_tmux_env(tui_env),
+        check=True,
+    )
+    pid = 0
+    try:
+        _wait(lambda: "·  playing" in pane(), "playback")
+        pid = int(pid_file.read_text())
+        time.sleep(1.0)
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+    try:
+        _wait(gone, "lofi's exit after the hang-up", 10)
+    finally:
+        if not gone():
+            os.kill(pid, signal.SIGKILL)
+    leftovers = [p for p in (tui_env / "cache").rglob("*") if p.suffix in (".part", ".tmp")]
+    assert leftovers == []
+
+
+def test_output_to_a_hung_up_terminal_is_dropped(tmp_path):
+    from lofitui.tui.app import HangupSafeOutput
+
+    stream = (tmp_path / "tty").open("w")
+    out = HangupSafeOutput(stream)
+    assert out.write("frame") == 5 and not out.gone
+    stream.close()  # writes now fail, as on a hung-up tty
+    assert out.write("next frame") == 10 and out.gone
+    out.flush()
+    assert (tmp_path / "tty").read_text() == "frame"

@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.css.query import NoMatches
+from textual.driver import Driver
 from textual.message import Message
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
@@ -407,6 +409,57 @@ class LofiApp(App[int]):
         await self.shutdown()
 
 
+class HangupSafeOutput:
+    """The terminal's output stream, made to shrug off a hung-up terminal.
+
+    Textual writes from one thread through a bounded queue; when the terminal goes away (window
+    closed, ssh lost) a write fails with EIO, that thread dies, and the app blocks on the full
+    queue for ever, deaf to SIGHUP. Here the failed write is dropped, and so are all later ones.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self._stream.write(text)
+            except (OSError, ValueError):
+                self.gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self.gone = True
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+
+def _hangup_safe(driver_class: type[Driver]) -> type[Driver]:
+    """``driver_class`` writing through :class:`HangupSafeOutput` (the Unix terminal driver)."""
+    if sys.platform == "win32":
+        return driver_class
+    from textual.drivers.linux_driver import LinuxDriver
+
+    if not issubclass(driver_class, LinuxDriver):
+        return driver_class
+
+    class HangupSafeDriver(driver_class):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._file = HangupSafeOutput(self._file)
+
+    return HangupSafeDriver
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -439,5 +492,6 @@ def run_app(
 ) -> int:
     """``lofi`` with no --render: run the app until the user quits; the exit code."""
     app = create_app(settings, warnings=warnings, config_path=config_path)
+    app.driver_class = _hangup_safe(app.driver_class)
     result = app.run()
     return int(result or 0)
