@@ -13,19 +13,21 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from lofitui.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE
+from lofitui.cli.exits import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE
 from lofitui.cli.options import RENDER_DURATION_S, build_parser
 from lofitui.config import LoadedConfig, Settings, build_settings, load_config
 from lofitui.errors import LofiError, UsageError
 
 
-def setup_logging() -> None:
-    """Warnings and errors of lofi's threads go to a small rotating file, never the terminal."""
+def setup_logging() -> Path | None:
+    """Warnings and errors of lofi's threads go to a small rotating file, never the terminal;
+    returns that file (None when the log dir is unwritable)."""
     import logging
     from logging.handlers import RotatingFileHandler
 
     from lofitui import paths
 
+    log_file: Path | None = paths.log_dir() / "lofi.log"
     try:
         paths.log_dir().mkdir(parents=True, exist_ok=True)
         handler: logging.Handler = RotatingFileHandler(
@@ -33,17 +35,44 @@ def setup_logging() -> None:
         )
     except OSError:
         handler = logging.NullHandler()  # an unwritable log dir must not stop the music
+        log_file = None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("lofitui")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     root.propagate = False
+    return log_file
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lofi ARGV``; the exit code."""
+    """Run ``lofi ARGV``; the exit code.
+
+    The last line of defence: an unexpected exception (a bug, not the user's error) is logged
+    with its traceback and reported as one line naming it and the log file, exit 1.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    setup_logging()
+    log_file = setup_logging()
+    try:
+        return _run(argv)
+    except Exception as exc:
+        return _report_crash(exc, log_file)
+
+
+def _report_crash(exc: Exception, log_file: Path | None) -> int:
+    """Log ``exc`` with its traceback; one line on stderr; :data:`EXIT_INTERNAL`."""
+    import logging
+
+    logging.getLogger("lofitui").error("unexpected error", exc_info=exc)
+    where = f"full traceback in {log_file}" if log_file else "the log dir is unwritable"
+    message = str(exc).splitlines()[0] if str(exc).strip() else ""
+    problem = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    with contextlib.suppress(OSError, ValueError):  # stderr itself may be gone
+        print(f"lofi: internal error: {problem} ({where})", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _run(argv: list[str]) -> int:
+    """:func:`main` without its last line of defence."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help/--version (0) or a usage error (2), already printed
@@ -163,6 +192,7 @@ def _audio_stdout() -> Iterator[Callable[[bytes], None]]:
 
 
 __all__ = [
+    "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_USAGE",
     "build_parser",
