@@ -3,10 +3,16 @@ a closed stdout, simultaneous saves, signals during ``--render``. Real ``lofi`` 
 
 from __future__ import annotations
 
+import os
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
-from cli_helpers import run_lofi
+import pytest
+from cli_helpers import one_error_line, run_lofi
+from musicgen_fixture import require_fixture
+
+from lofitui.config import THREADS_PER_CORE, max_threads, parse_config
 
 
 def _crashing_module(tmp_path: Path, fault: str) -> str:
@@ -62,3 +68,50 @@ def test_user_errors_stay_exit_2(tmp_path: Path, cli_env: dict) -> None:
     result = run_lofi("--render", "piano", "--out", "out", cwd=tmp_path, env=cli_env, module=module)
     assert result.returncode == 2
     assert result.stderr.strip() == "lofi: error: your fault"
+
+
+# ---- item 1: threads bound ------------------------------------------------------------------
+
+
+def _limit() -> int:
+    return THREADS_PER_CORE * (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("offset", [1, 1000, 10**12])
+def test_threads_past_the_limit_are_refused(tmp_path: Path, cli_env: dict, offset: int) -> None:
+    args = ("--render", "piano", "--out", "out", "--threads", str(_limit() + offset))
+    line = one_error_line(run_lofi(*args, cwd=tmp_path, env=cli_env))
+    assert line == (
+        f"lofi: error: threads must be at most {_limit()} "
+        f"({THREADS_PER_CORE} x {os.cpu_count()} CPU cores) (got {_limit() + offset})"
+    )
+    assert max_threads() == _limit()
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_threads_at_the_limit_render(tmp_path: Path, cli_env: dict) -> None:
+    model = str(require_fixture())
+    args = ("--render", "piano", "--duration", "1", "--seed", "1", "--model", model)
+    result = run_lofi(*args, "--out", "out", "--threads", str(_limit()), cwd=tmp_path, env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (tmp_path / "out").glob("*.wav")] == ["piano-1.wav"]
+
+
+def test_config_threads_past_the_limit_are_clamped(tmp_path: Path, cli_env: dict) -> None:
+    config = tmp_path / "config" / "lofi" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("threads = 10000\n")
+    model = str(require_fixture())
+    args = ("--render", "piano", "--duration", "1", "--seed", "1", "--model", model)
+    result = run_lofi(*args, "--out", "out", cwd=tmp_path, env=cli_env)
+    assert result.returncode == 0, result.stderr
+    warning = (
+        "lofi: warning: config.toml: threads = 10000"
+        f" is more than {_limit()} "
+        f"({THREADS_PER_CORE} x {os.cpu_count()} CPU cores); using {_limit()}"
+    )
+    assert warning in result.stderr.splitlines()
+    assert (tmp_path / "out" / "piano-1.wav").exists()
+    loaded, warnings = parse_config({"threads": _limit() + 1})
+    assert loaded.threads == _limit() and len(warnings) == 1
+    assert parse_config({"threads": _limit()}) == (replace(loaded, threads=_limit()), [])
