@@ -4,6 +4,8 @@ a closed stdout, simultaneous saves, signals during ``--render``. Real ``lofi`` 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -115,3 +117,61 @@ def test_config_threads_past_the_limit_are_clamped(tmp_path: Path, cli_env: dict
     loaded, warnings = parse_config({"threads": _limit() + 1})
     assert loaded.threads == _limit() and len(warnings) == 1
     assert parse_config({"threads": _limit()}) == (replace(loaded, threads=_limit()), [])
+
+
+# ---- item 9: stdout closed, full or gone ----------------------------------------------------
+
+
+def _render_with_stdout(tmp_path: Path, env: dict, how: str) -> subprocess.CompletedProcess:
+    """The real ``lofi --render`` with stdout full (/dev/full), closed, or a pipe nobody reads."""
+    args = [sys.executable, "-m", "lofitui", "--render", "piano", "--duration", "1"]
+    args += ["--seed", "3", "--model", str(require_fixture()), "--out", "out"]
+    kwargs: dict = {"cwd": tmp_path, "env": {**os.environ, **env}, "stdin": subprocess.DEVNULL}
+    kwargs.update(stderr=subprocess.PIPE, text=True, timeout=120)
+    if how == "full":
+        with open("/dev/full", "w") as full:
+            return subprocess.run(args, stdout=full, **kwargs)
+    if how == "closed":
+        return subprocess.run(args, preexec_fn=lambda: os.close(1), **kwargs)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: EPIPE (Python ignores SIGPIPE)
+    try:
+        return subprocess.run(args, stdout=write_end, **kwargs)
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("how", ["full", "closed", "gone"])
+def test_stdout_unwritable_after_render(tmp_path: Path, cli_env: dict, how: str) -> None:
+    result = _render_with_stdout(tmp_path, cli_env, how)
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("lofi: ")]
+    reason = {
+        "full": "No space left on device",
+        "closed": "stdout is closed",
+        "gone": "Broken pipe",
+    }[how]
+    assert errors == [
+        f"lofi: error: cannot print to stdout ({reason}); the 1 track(s) were written to out"
+    ]
+    # The file was still written, with its sidecar.
+    assert (tmp_path / "out" / "piano-3.wav").exists()
+    assert (tmp_path / "out" / "piano-3.json").exists()
+
+
+def test_stream_to_closed_stdout_is_refused(tmp_path: Path, cli_env: dict) -> None:
+    args = [sys.executable, "-m", "lofitui", "--render", "piano", "--out", "-"]
+    result = subprocess.run(
+        args,
+        cwd=tmp_path,
+        env={**os.environ, **cli_env},
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert result.returncode == 2
+    message = "lofi: error: --out - writes WAV audio to stdout, but stdout is closed"
+    assert result.stderr == message + "\n"

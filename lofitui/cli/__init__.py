@@ -53,9 +53,32 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     log_file = setup_logging()
     try:
-        return _run(argv)
+        code = _run(argv)
     except Exception as exc:
         return _report_crash(exc, log_file)
+    problem = emit([])  # what is still buffered: a full or closed stdout is reported here
+    if problem is not None and code == 0:  # a failed run has said why already
+        print(f"lofi: error: cannot write to stdout ({problem})", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+def emit(lines: list[str]) -> str | None:
+    """Print ``lines`` to stdout and flush; None, or why stdout took none of it (closed, full,
+    a reader gone). After a failure stdout is pointed at the null device, so the interpreter's
+    own final flush cannot fail again with a traceback."""
+    if sys.stdout is None:  # started with file descriptor 1 closed
+        return "stdout is closed"
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except (OSError, ValueError) as exc:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+        return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+    return None
 
 
 def _report_crash(exc: Exception, log_file: Path | None) -> int:
@@ -136,6 +159,8 @@ def render_files(settings: Settings, given: Mapping[str, Any]) -> int:
         TrackRequest(job.prompt, job.duration_s, 0, settings.engine, settings.model, job.params)
     )
     if job.to_stdout:
+        if sys.stdout is None:
+            raise UsageError("--out - writes WAV audio to stdout, but stdout is closed")
         if os.isatty(1):
             raise UsageError("--out - writes WAV audio to stdout: pipe it (| aplay) or give a DIR")
     else:
@@ -156,8 +181,15 @@ def render_files(settings: Settings, given: Mapping[str, Any]) -> int:
         job = RenderJob(**{**job.__dict__, "params": {**opened.defaults, **job.params}})
         names = {"engine_name": settings.engine, "model_name": settings.model}
         if audio is None:
-            for path in render(job, opened.engine, **names):
-                print(path)
+            paths = render(job, opened.engine, **names)
+            problem = emit([str(path) for path in paths])
+            if problem is not None:
+                print(
+                    f"lofi: error: cannot print to stdout ({problem}); the {len(paths)} "
+                    f"track(s) were written to {job.out_dir}",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
             return 0
         try:
             render_stream(job, opened.engine, audio, **names)
