@@ -4,9 +4,12 @@ a closed stdout, simultaneous saves, signals during ``--render``. Real ``lofi`` 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +17,9 @@ import pytest
 from cli_helpers import one_error_line, run_lofi
 from musicgen_fixture import require_fixture
 
+from lofitui.atomic import atomic_new, atomic_path, sweep_stale_parts
 from lofitui.config import THREADS_PER_CORE, max_threads, parse_config
+from lofitui.library import unique_path
 
 
 def _crashing_module(tmp_path: Path, fault: str) -> str:
@@ -175,3 +180,122 @@ def test_stream_to_closed_stdout_is_refused(tmp_path: Path, cli_env: dict) -> No
     assert result.returncode == 2
     message = "lofi: error: --out - writes WAV audio to stdout, but stdout is closed"
     assert result.stderr == message + "\n"
+
+
+# ---- item 7: simultaneous saves under one name ----------------------------------------------
+
+
+def test_simultaneous_saves_of_one_name_each_get_a_file(tmp_path: Path) -> None:
+    """Eight writers all offered the same name at the same moment (forced: each one's first
+    choice is ``x.wav``, taken after every writer has its temp file ready)."""
+    writers = 8
+    ready = threading.Barrier(writers)
+    finals: list[Path] = []
+
+    def save(n: int) -> None:
+        offers = iter([tmp_path / "x.wav"])
+
+        def choose() -> Path:
+            return next(offers, None) or unique_path(tmp_path, "x", ".wav")
+
+        with atomic_new(choose) as written:
+            written[0].write_bytes(f"writer {n}".encode())
+            ready.wait(timeout=30)
+        finals.append(written[0])
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(set(finals)) == writers
+    contents = sorted(p.read_bytes() for p in tmp_path.glob("x*.wav"))
+    assert contents == sorted(f"writer {n}".encode() for n in range(writers))
+    assert not list(tmp_path.glob(".*"))  # no temp file left
+
+
+def test_simultaneous_renders_of_one_name_keep_both(tmp_path: Path, cli_env: dict) -> None:
+    args = [sys.executable, "-m", "lofitui", "--render", "piano", "--duration", "1"]
+    args += ["--seed", "5", "--model", str(require_fixture()), "--out", "out"]
+    env = {**os.environ, **cli_env}
+    procs = [
+        subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    printed = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
+    assert [p.returncode for p in procs] == [0, 0]
+    assert printed == [str(Path("out") / "piano-5-2.wav"), str(Path("out") / "piano-5.wav")]
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["piano-5-2.json", "piano-5-2.wav", "piano-5.json", "piano-5.wav"]
+
+
+# ---- item 6: signals and stale temp files during --render -----------------------------------
+
+
+def _start_long_render(tmp_path: Path, env: dict) -> subprocess.Popen:
+    args = [sys.executable, "-m", "lofitui", "--render", "ambient drone", "--duration", "120"]
+    args += ["--count", "3", "--model", str(require_fixture()), "--out", "out"]
+    proc = subprocess.Popen(
+        args,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "out").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # generation under way
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_takes_the_ctrl_c_path(tmp_path: Path, cli_env: dict, sig: int) -> None:
+    proc = _start_long_render(tmp_path, cli_env)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, stderr
+    assert stderr.strip().splitlines()[-1] == "lofi: interrupted; no partial file was left behind"
+    assert "Traceback" not in stderr
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_stale_parts_of_a_killed_render_are_swept(tmp_path: Path, cli_env: dict) -> None:
+    proc = _start_long_render(tmp_path, cli_env)
+    proc.kill()  # SIGKILL: nothing can clean up
+    proc.communicate(timeout=60)
+    out = tmp_path / "out"
+    # Killed mid-write (the write of a track is simulated: the fixture's long track is not
+    # written yet when killed; its temp file is what a kill during the write leaves).
+    stale = out / f".ambient-drone-1.wav.{proc.pid}-0123abcd.part"
+    stale.write_bytes(b"half a wav")
+    live = out / f".other.wav.{os.getpid()}-0123abcd.part"  # a live process's write: kept
+    live.write_bytes(b"")
+    foreign = out / ".notes.part"  # not lofi's naming: kept
+    foreign.write_bytes(b"")
+    model = str(require_fixture())
+    args = ("--render", "piano", "--duration", "1", "--seed", "1", "--model", model)
+    result = run_lofi(*args, "--out", "out", cwd=tmp_path, env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [live.name, foreign.name, "piano-1.json", "piano-1.wav"]
+    )
+    assert sweep_stale_parts(out) == []
+
+
+def test_interrupt_while_the_temp_file_is_created_leaves_nothing(tmp_path: Path) -> None:
+    """KeyboardInterrupt at the first moment after the temp file exists (raised from the
+    chmod that follows its creation): the cleanup still knows the name and removes it."""
+    original = os.chmod
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    os.chmod = interrupted  # type: ignore[assignment]
+    try:
+        with pytest.raises(KeyboardInterrupt), atomic_path(tmp_path / "a.wav"):
+            pass
+    finally:
+        os.chmod = original
+    assert list(tmp_path.iterdir()) == []

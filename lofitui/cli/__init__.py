@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -117,9 +118,9 @@ def _run(argv: list[str]) -> int:
     except LofiError as exc:
         print(f"lofi: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("lofi: interrupted; no partial file was left behind", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted_code(exc)
 
 
 def load_settings(given: Mapping[str, Any]) -> tuple[Settings, LoadedConfig]:
@@ -135,9 +136,32 @@ def load_settings(given: Mapping[str, Any]) -> tuple[Settings, LoadedConfig]:
     return build_settings(loaded.config, given, defaults=defaults), loaded
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during ``--render``: taken as Ctrl-C is (cancel, remove the partial
+    file), exiting 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+def _interrupted_code(exc: KeyboardInterrupt) -> int:
+    return 128 + exc.signum if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
 def render_files(settings: Settings, given: Mapping[str, Any]) -> int:
     """``lofi --render``: check everything the model is not needed for, open the engine,
-    write the tracks; prints each written path. ``--out -``: one WAV stream on stdout."""
+    write the tracks; prints each written path. ``--out -``: one WAV stream on stdout.
+
+    SIGTERM and SIGHUP take the Ctrl-C path (see :class:`Terminated`)."""
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers
+        for name in ("SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), _raise_terminated)
     from lofitui import session
     from lofitui.cli import prompts
     from lofitui.engines.base import TrackRequest
@@ -195,9 +219,9 @@ def render_files(settings: Settings, given: Mapping[str, Any]) -> int:
             render_stream(job, opened.engine, audio, **names)
         except BrokenPipeError:
             pass  # the reader had enough (| head): generation is cancelled, a quiet exit
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             print("lofi: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return _interrupted_code(exc)
     return 0
 
 

@@ -12,7 +12,7 @@ import unicodedata
 from pathlib import Path
 
 from lofitui import __version__
-from lofitui.atomic import write_json_atomic
+from lofitui.atomic import atomic_new, write_json_atomic
 from lofitui.audio.types import Audio
 from lofitui.audio.wav import write_wav
 from lofitui.engines.base import Engine, TrackRequest
@@ -57,8 +57,18 @@ def track_metadata(request: TrackRequest, engine: Engine, audio: Audio, seconds:
 
 
 def write_track(directory: Path, request: TrackRequest, audio: Audio, metadata: dict) -> Path:
-    """Write new ``audio`` (16-bit WAV) and its sidecar under a free readable name; returns it."""
-    path = unique_path(directory, track_stem(request), ".wav")
-    write_wav(path, audio, subtype="PCM_16")
-    write_json_atomic(path.with_suffix(".json"), metadata)
+    """Write new ``audio`` (16-bit WAV) and its sidecar under a free readable name; returns it.
+
+    The WAV's name is created exclusively: another process saving the same name at the same
+    moment gets the next free one. Both files or neither: a failed sidecar removes the WAV.
+    """
+    stem = track_stem(request)
+    with atomic_new(lambda: unique_path(directory, stem, ".wav")) as written:
+        write_wav(written[0], audio, subtype="PCM_16")
+    path = written[0]
+    try:
+        write_json_atomic(path.with_suffix(".json"), metadata)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     return path
