@@ -18,6 +18,7 @@ from cli_helpers import one_error_line, run_lofi
 from musicgen_fixture import require_fixture
 
 from lofitui.atomic import atomic_new, atomic_path, sweep_stale_parts
+from lofitui.audio.wav import read_wav
 from lofitui.config import THREADS_PER_CORE, max_threads, parse_config
 from lofitui.library import unique_path
 
@@ -299,3 +300,46 @@ def test_interrupt_while_the_temp_file_is_created_leaves_nothing(tmp_path: Path)
     finally:
         os.chmod = original
     assert list(tmp_path.iterdir()) == []
+
+
+def _complete_pairs(out: Path) -> set[str]:
+    """The stems of ``out``'s tracks, each checked complete: a readable WAV with its sidecar."""
+    stems = {p.stem for p in out.glob("*.wav")}
+    assert {p.stem for p in out.glob("*.json")} <= stems  # a sidecar never outlives its WAV
+    for stem in stems:
+        assert read_wav(out / f"{stem}.wav").frames == 32000
+    return stems
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_signals_at_a_spread_of_moments(tmp_path: Path, cli_env: dict, sig: int) -> None:
+    """Many short tracks, so that the signal lands while tracks are generated and written."""
+    model = str(require_fixture())
+    for n, delay in enumerate((0.0, 0.15, 0.4, 0.8, 1.5)):
+        out = tmp_path / f"out{n}"
+        args = [sys.executable, "-m", "lofitui", "--render", "piano", "--duration", "1"]
+        args += ["--count", "40", "--seed", "1", "--model", model, "--out", str(out)]
+        proc = subprocess.Popen(
+            args,
+            cwd=tmp_path,
+            env={**os.environ, **cli_env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while not out.exists() and time.monotonic() < deadline:  # the handlers are set
+            time.sleep(0.01)
+        time.sleep(delay)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+        assert "Traceback" not in stderr
+        stems = _complete_pairs(out)
+        if sig == signal.SIGKILL:
+            assert proc.returncode == -sig
+            sweep_stale_parts(out)  # what the next render does first
+            assert not list(out.glob(".*")), sorted(out.iterdir())
+        else:
+            assert proc.returncode in (0, 128 + sig), stderr
+            assert {p.stem for p in out.glob("*.json")} == stems  # both files or neither
+            assert not list(out.glob(".*")), sorted(out.iterdir())  # no temp file
