@@ -19,6 +19,7 @@ from musicgen_fixture import require_fixture
 
 from lofitui.atomic import atomic_new, atomic_path, sweep_stale_parts
 from lofitui.audio.wav import read_wav
+from lofitui.cli import main
 from lofitui.config import THREADS_PER_CORE, max_threads, parse_config
 from lofitui.library import unique_path
 
@@ -343,3 +344,15 @@ def test_signals_at_a_spread_of_moments(tmp_path: Path, cli_env: dict, sig: int)
             assert proc.returncode in (0, 128 + sig), stderr
             assert {p.stem for p in out.glob("*.json")} == stems  # both files or neither
             assert not list(out.glob(".*")), sorted(out.iterdir())  # no temp file
+
+
+def test_render_in_process_restores_the_signal_handlers(
+    tmp_path: Path, cli_env: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in cli_env.items():
+        monkeypatch.setenv(key, value)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
+    args = ["--render", "piano", "--duration", "1", "--seed", "2", "--out", str(tmp_path / "o")]
+    assert main([*args, "--model", str(require_fixture())]) == 0
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before
+    assert (tmp_path / "o" / "piano-2.wav").exists()

@@ -153,15 +153,35 @@ def _interrupted_code(exc: KeyboardInterrupt) -> int:
     return 128 + exc.signum if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Terminated` meanwhile; the old handlers come back."""
+    saved: dict[int, Any] = {}
+    try:
+        for name in ("SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
+            if hasattr(signal, name):
+                signum = getattr(signal, name)
+                saved[signum] = signal.signal(signum, _raise_terminated)
+    except ValueError:  # only the main thread may set handlers
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
 def render_files(settings: Settings, given: Mapping[str, Any]) -> int:
     """``lofi --render``: check everything the model is not needed for, open the engine,
     write the tracks; prints each written path. ``--out -``: one WAV stream on stdout.
 
     SIGTERM and SIGHUP take the Ctrl-C path (see :class:`Terminated`)."""
-    with contextlib.suppress(ValueError):  # only the main thread may set handlers
-        for name in ("SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
-            if hasattr(signal, name):
-                signal.signal(getattr(signal, name), _raise_terminated)
+    with _terminate_as_interrupt():
+        return _render_files(settings, given)
+
+
+def _render_files(settings: Settings, given: Mapping[str, Any]) -> int:
+    """:func:`render_files` within its signal handlers."""
     from lofitui import session
     from lofitui.cli import prompts
     from lofitui.engines.base import TrackRequest

@@ -63,12 +63,16 @@ def write_track(directory: Path, request: TrackRequest, audio: Audio, metadata: 
     moment gets the next free one. Both files or neither: a failed sidecar removes the WAV.
     """
     stem = track_stem(request)
-    with atomic_new(lambda: unique_path(directory, stem, ".wav")) as written:
-        write_wav(written[0], audio, subtype="PCM_16")
-    path = written[0]
+    written: list[Path] = []
     try:
-        write_json_atomic(path.with_suffix(".json"), metadata)
+        with atomic_new(lambda: unique_path(directory, stem, ".wav")) as written:
+            write_wav(written[0], audio, subtype="PCM_16")
+        write_json_atomic(written[0].with_suffix(".json"), metadata)
     except BaseException:
-        path.unlink(missing_ok=True)
+        # The name is ours (claimed exclusively, sidecar free): remove what was made of it,
+        # also when Ctrl-C lands after the WAV was linked (written[0] is then its final name).
+        if written:
+            written[0].with_suffix(".json").unlink(missing_ok=True)
+            written[0].unlink(missing_ok=True)
         raise
-    return path
+    return written[0]
