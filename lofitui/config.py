@@ -11,6 +11,7 @@ on the command line over it, and the one :class:`Settings` it returns is handed 
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -25,6 +26,17 @@ from lofitui.engines.base import Param, ParamValue
 from lofitui.engines.registry import ENGINES, engine_class, engine_params
 from lofitui.errors import UsageError
 from lofitui.models.catalog import default_model
+
+THREADS_PER_CORE = 4  # each inference thread costs ~4 OS threads; past this it only thrashes
+
+
+def max_threads() -> int:
+    """The most inference threads lofi takes: :data:`THREADS_PER_CORE` × the CPU count."""
+    return THREADS_PER_CORE * (os.cpu_count() or 1)
+
+
+def _threads_limit_text() -> str:
+    return f"{max_threads()} ({THREADS_PER_CORE} x {os.cpu_count() or 1} CPU cores)"
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,12 @@ def parse_config(data: dict[str, Any], *, source: str = "config.toml") -> tuple[
         if problem is not None:
             warnings.append(f"{source}: {key} must be {problem}; using the default")
             continue
+        if key == "threads" and value > max_threads():
+            warnings.append(
+                f"{source}: threads = {value} is more than {_threads_limit_text()}; "
+                f"using {max_threads()}"
+            )
+            value = max_threads()
         values[key] = _normalise(key, value)
     if "keymap" in values:
         keymap, problems = _check_keymap(values["keymap"])
@@ -366,6 +384,10 @@ def build_settings(
     }
     if values["threads"] < 0:
         raise UsageError(f"threads must be >= 0 (got {values['threads']})")
+    if values["threads"] > max_threads():
+        raise UsageError(
+            f"threads must be at most {_threads_limit_text()} (got {values['threads']})"
+        )
     return Settings(**values)
 
 

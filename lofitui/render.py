@@ -25,6 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from lofitui.atomic import sweep_stale_parts
 from lofitui.audio.types import Audio
 from lofitui.audio.wav import MAX_DATA_BYTES, WavStream
 from lofitui.engines.base import CancelToken, Engine, TrackRequest
@@ -206,6 +207,7 @@ def render(
     """
     job.validate()
     out_dir = check_writable(job.out_dir)
+    sweep_stale_parts(out_dir)  # temp files left by a lofi killed mid-write (SIGKILL, power)
     requests = job.requests(engine, engine_name=engine_name, model_name=model_name)
     written: list[Path] = []
     parts: list[Audio] = []

@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from lofitui import __version__
 from lofitui.cli.exits import EXIT_USAGE
+from lofitui.config import THREADS_PER_CORE
 from lofitui.devices import DEVICE_CHOICES
 from lofitui.engines.registry import ENGINES, engine_class
 from lofitui.models.catalog import DEFAULT_MODELS
@@ -74,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         metavar="N",
-        help="CPU threads for inference (0 = onnxruntime default)",
+        help=f"CPU threads for inference (0 = onnxruntime default; at most "
+        f"{THREADS_PER_CORE} x the CPU cores)",
     )
     _add_engine_groups(parser)
     models = parser.add_argument_group("models")

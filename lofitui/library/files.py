@@ -12,7 +12,7 @@ import unicodedata
 from pathlib import Path
 
 from lofitui import __version__
-from lofitui.atomic import write_json_atomic
+from lofitui.atomic import atomic_new, write_json_atomic
 from lofitui.audio.types import Audio
 from lofitui.audio.wav import write_wav
 from lofitui.engines.base import Engine, TrackRequest
@@ -57,8 +57,22 @@ def track_metadata(request: TrackRequest, engine: Engine, audio: Audio, seconds:
 
 
 def write_track(directory: Path, request: TrackRequest, audio: Audio, metadata: dict) -> Path:
-    """Write new ``audio`` (16-bit WAV) and its sidecar under a free readable name; returns it."""
-    path = unique_path(directory, track_stem(request), ".wav")
-    write_wav(path, audio, subtype="PCM_16")
-    write_json_atomic(path.with_suffix(".json"), metadata)
-    return path
+    """Write new ``audio`` (16-bit WAV) and its sidecar under a free readable name; returns it.
+
+    The WAV's name is created exclusively: another process saving the same name at the same
+    moment gets the next free one. Both files or neither: a failed sidecar removes the WAV.
+    """
+    stem = track_stem(request)
+    written: list[Path] = []
+    try:
+        with atomic_new(lambda: unique_path(directory, stem, ".wav")) as written:
+            write_wav(written[0], audio, subtype="PCM_16")
+        write_json_atomic(written[0].with_suffix(".json"), metadata)
+    except BaseException:
+        # The name is ours (claimed exclusively, sidecar free): remove what was made of it,
+        # also when Ctrl-C lands after the WAV was linked (written[0] is then its final name).
+        if written:
+            written[0].with_suffix(".json").unlink(missing_ok=True)
+            written[0].unlink(missing_ok=True)
+        raise
+    return written[0]
