@@ -7,7 +7,6 @@ and a missing sound server fails the playback tests in CI instead of skipping th
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 
 import pytest
@@ -152,18 +151,8 @@ def sound_server():
         if os.environ.get("LOFI_ALLOW_NO_SOUND") == "1":
             pytest.skip(message)
         pytest.fail(f"{message} (set LOFI_ALLOW_NO_SOUND=1 to skip)", pytrace=False)
-    saved = {key: os.environ.get(key) for key in server.env}
-    os.environ.update(server.env)
-    try:
+    with soundserver.serving(server):
         yield server
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        shutil.rmtree(server.directory, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,7 @@ temp dir); the pytest fixture uses a fresh temp dir per session instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,6 +201,23 @@ def start_private(timeout_s: float = 15.0) -> SoundServer:
         shutil.rmtree(server.directory, ignore_errors=True)
         raise
     return server
+
+
+@contextlib.contextmanager
+def serving(server: SoundServer) -> Iterator[SoundServer]:
+    """Point this process's environment at ``server`` meanwhile; then stop it and remove it."""
+    saved = {key: os.environ.get(key) for key in server.env}
+    os.environ.update(server.env)
+    try:
+        yield server
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(server.directory, ignore_errors=True)
 
 
 def _exports(server: SoundServer) -> str:

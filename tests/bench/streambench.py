@@ -48,18 +48,8 @@ def machine_load() -> str:
 def sound_server() -> Iterator[soundserver.SoundServer]:
     """A private PulseAudio null sink; this process's environment points at it meanwhile."""
     server = soundserver.start_private()
-    saved = {key: os.environ.get(key) for key in server.env}
-    os.environ.update(server.env)
-    try:
+    with soundserver.serving(server):
         yield server
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        shutil.rmtree(server.directory, ignore_errors=True)
 
 
 class Monitor:
