@@ -20,6 +20,10 @@ Rules:
   stops within one step); ready ones leave the queue as *cancelled* but stay in the cache. The
   playing track plays on (its generation stops if it is still streaming, except in flow) until
   the new station's first track can play, which then takes over.
+- **Hand-over** (:meth:`Scheduler.hand_over`, e.g. the built-in engine giving way to a model
+  just downloaded): the new station's first track is generated while the old station keeps its
+  lookahead and plays on; once that track can play, the old station's upcoming tracks are
+  dropped and it follows the playing track at its end, so the switch falls on a track boundary.
 - **Regenerate**: ``"next"`` replaces the upcoming track by a new seed; ``"current"`` generates
   a new seed for the playing track's station that takes over as soon as it is ready.
 - **Cancel** removes one job (cancelling the playing one is a skip); **clear** cancels
@@ -167,6 +171,7 @@ class _Job:
         self.handed = False  # given to the player, not started yet
         self.pinned = False
         self.replaces_current = replaces_current
+        self.at_boundary = False  # a hand-over's first track: it follows the playing one
         # Streaming (loop thread): chunks so far, how much, how fast, and whether the player has it.
         self.chunks: list[Audio] = []
         self.generated_s = 0.0
@@ -248,6 +253,7 @@ class Scheduler:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._subscribers: list[Callable[[SchedulerEvent], None]] = []
         self._station: Station | None = None
+        self._successor: _Job | None = None  # a hand-over's first track, until it can play
         self._upcoming: list[_Job] = []
         self._current: _Job | None = None
         self._history: deque[_Job] = deque(maxlen=HISTORY)
@@ -402,6 +408,7 @@ class Scheduler:
                 self._pump()
             return
         self._station = station
+        self._successor = None
         self._failures = 0
         self._halted = False
         for job in list(self._upcoming):
@@ -410,6 +417,28 @@ class Scheduler:
             self._stop_generating_current()
         self._emit(StationChanged(station))
         self._pump()
+
+    def hand_over(self, station: Station) -> None:
+        """Move to ``station`` at a track boundary, once its first track can play; until then
+        the current station plays on (see the module docstring). Without a current station this
+        is :meth:`set_station`."""
+        station.validate()
+        if self._station is None or station == self._station:
+            self.set_station(station)
+            return
+        if self._successor is not None:
+            self._cancel_job(self._successor)
+        job = self._new_job(station)
+        job.at_boundary = True
+        self._successor = job
+        self._upcoming.append(job)
+        self._changed(job)
+        self._pump()
+
+    @property
+    def handing_over_to(self) -> Station | None:
+        """The station a pending :meth:`hand_over` moves to, or None."""
+        return self._successor.station if self._successor is not None else None
 
     def enqueue(self, station: Station | None = None, seed: int | None = None) -> JobInfo:
         """Add one more job at the end of the queue (beyond the lookahead)."""
@@ -561,7 +590,9 @@ class Scheduler:
         station = self._station
         if station is None or self._halted:
             return
-        kept = sum(1 for job in self._upcoming if not job.replaces_current)
+        kept = sum(
+            1 for job in self._upcoming if not job.replaces_current and job is not self._successor
+        )
         while kept < self.lookahead and self._pending_count() < self.max_pending:
             job = self._new_job(station)
             self._upcoming.append(job)
@@ -581,6 +612,8 @@ class Scheduler:
             self._upcoming.remove(job)
         if self._current is job:
             self._current = None
+        if self._successor is job:  # failed or cancelled: the old station carries on
+            self._successor = None
         self._unpin(job)
         self._history.append(job)
         self._changed(job)
@@ -793,7 +826,15 @@ class Scheduler:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if not isinstance(exc, LofiError):
             log.warning("job %s failed", job.id, exc_info=exc)
+        handing_over = job is self._successor
         self._finish(job, JobState.FAILED, reason)
+        if handing_over and self._station is not None:
+            self._notice(
+                f"cannot move to {job.station.engine}: {reason}; "
+                f"{self._station.engine} plays on",
+                "warning",
+            )
+            return
         self._failures += 1
         if self._failures >= self.max_failures and not self._halted:
             self._halted = True
@@ -843,6 +884,7 @@ class Scheduler:
         or the first one still generating once it can stream without running dry."""
         if not self._started or self._closed:
             return
+        self._complete_hand_over()
         ready = next((j for j in self._upcoming if j.state is JobState.READY), None)
         if ready is None and self._upcoming and self._upcoming[0].state is JobState.GENERATING:
             ready = self._upcoming[0]
@@ -851,6 +893,7 @@ class Scheduler:
         current = self._current
         takeover = (
             current is not None
+            and not ready.at_boundary
             and (ready.replaces_current or ready.station != current.station)
             and ready.primed_by is not current
         )
@@ -875,6 +918,25 @@ class Scheduler:
             FLOW_JOIN_S if ready.primed_by is not None and ready.primed_by is current else None
         )
         self._player_call(self._hand, self._player, ready, takeover, audio, crossfade)
+
+    def _complete_hand_over(self) -> None:
+        """The successor can play: drop the old station's upcoming tracks so it comes next."""
+        job = self._successor
+        if job is None:
+            return
+        if job.state is JobState.GENERATING:
+            if not self._can_stream(job, takeover=False):
+                return
+        elif job.state is not JobState.READY:
+            return
+        self._successor = None
+        self._station = job.station
+        for other in list(self._upcoming):
+            if other is not job:
+                self._cancel_job(other)
+        self._emit(StationChanged(job.station))
+        self._top_up()
+        self._start_jobs()
 
     def _can_stream(self, job: _Job, takeover: bool) -> bool:
         """The start rule (module docstring): ``job`` can start now without running dry."""

@@ -290,6 +290,45 @@ async def test_station_change_drops_ready_tracks_and_takes_over(make, tmp_path: 
     assert all(j.station == RAIN for j in s.upcoming)
 
 
+async def test_hand_over_waits_for_a_track_boundary(make) -> None:
+    s, events, _ = await make(CALM)
+    await until(lambda: settled(s), what="the old station playing with its lookahead ready")
+    old_upcoming = s.upcoming
+    s.hand_over(RAIN)
+    assert s.station == CALM and s.handing_over_to == RAIN, "the old station plays on meanwhile"
+    assert [s.job(j.id).state for j in old_upcoming] == [S.READY, S.READY]
+
+    await until(
+        lambda: s.current is not None and s.current.station == RAIN,
+        what="the new station's first track",
+    )
+    assert s.station == RAIN and s.handing_over_to is None
+    assert events.of(StationChanged)[-1].station == RAIN
+    # the track before the switch played to its end: a boundary, not a takeover
+    first_rain = s.current.id
+    order = [e.job.id for e in events.of(JobChanged) if e.job.state is S.PLAYING]
+    before = order[order.index(first_rain) - 1]
+    reached = max(n.position_s for n in events.of(NowPlaying) if n.track_id == before)
+    assert reached >= CALM.duration_s - 0.25, f"the old track was cut at {reached:.2f} s"
+    assert events.states(before)[-1] is S.PLAYED
+    await until(lambda: settled(s))
+    assert all(j.station == RAIN for j in s.upcoming)
+
+
+async def test_a_failing_hand_over_leaves_the_old_station_playing(make, failing_engine) -> None:
+    s, events, _ = await make(factory=Factory(failing_engine))
+    await until(lambda: settled(s))
+    s.hand_over(Station("boom", model="tiny", duration_s=1.0))
+    await until(lambda: s.handing_over_to is None, what="the hand-over to fail")
+    assert s.station == CALM and not s.halted
+    assert "plays on" in events.of(Notice)[-1].message
+    played = len([e for e in events.of(JobChanged) if e.job.state is S.PLAYED])
+    await until(
+        lambda: len([e for e in events.of(JobChanged) if e.job.state is S.PLAYED]) > played + 1,
+        what="the old station to keep playing",
+    )
+
+
 async def test_station_change_cancels_generation_within_a_step(make, tmp_path: Path) -> None:
     s, events, _ = await make(LONG, paused=True, lookahead=1)
     await until(lambda: events.of(JobProgress), what="generation under way")
