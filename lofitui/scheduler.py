@@ -830,8 +830,7 @@ class Scheduler:
         self._finish(job, JobState.FAILED, reason)
         if handing_over and self._station is not None:
             self._notice(
-                f"cannot move to {job.station.engine}: {reason}; "
-                f"{self._station.engine} plays on",
+                f"cannot move to {job.station.engine}: {reason}; {self._station.engine} plays on",
                 "warning",
             )
             return
