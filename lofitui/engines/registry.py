@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 ENGINES: dict[str, str] = {
     "musicgen": "lofitui.engines.musicgen:MusicGenEngine",
     "ace-step": "lofitui.engines.acestep:AceStepEngine",
+    "synth": "lofitui.engines.synth:SynthEngine",
 }
 
 
