@@ -87,9 +87,13 @@ class Backend:
 
     def find_model(self) -> Path | MissingModel:
         """The model's directory, or what to download; never touches the network."""
+        from lofitui import session
+        from lofitui.engines.registry import engine_class
         from lofitui.models import catalog, locate_model, store
 
         model = self.settings.model
+        if getattr(engine_class(self.settings.engine), "model_free", False):
+            return session.locate(self.settings.engine, model, offline=True, consent=None)
         try:
             return locate_model(model)
         except ModelError as exc:
