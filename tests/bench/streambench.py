@@ -34,8 +34,9 @@ CHANNELS = 2
 FRAME_BYTES = 4 * CHANNELS  # float32 stereo
 
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(HERE))  # also when imported by a test as bench.streambench
 import soundserver  # noqa: E402  (tests/soundserver.py, as the tests import it)
-from capture_analysis import first_audible  # noqa: E402  (this folder is on sys.path)
+from capture_analysis import first_audible  # noqa: E402
 
 
 def machine_load() -> str:
