@@ -34,6 +34,7 @@ from lofitui.events import (
     Level,
     Notice,
     NowPlaying,
+    OutputChanged,
     SchedulerEvent,
     StationChanged,
     TrackSaved,
@@ -225,7 +226,7 @@ class LofiApp(App[int]):
         self._unsubscribe = scheduler.subscribe(self._on_scheduler_event)
         await scheduler.start()
         status = self.query_one(StatusBar)
-        status.audio = audio_problem is None and scheduler.has_audio_output
+        status.audio = scheduler.has_audio_output
         if not status.audio:
             self.notify(
                 f"{audio_problem or 'no audio output device'}. lofi keeps generating; "
@@ -261,6 +262,8 @@ class LofiApp(App[int]):
                 self._show_playback(now)
             case Level(rms=rms, peak=peak):
                 self.query_one(NowPlayingView).push_level(rms, peak)
+            case OutputChanged(available=available):
+                self.query_one(StatusBar).audio = available
             case StationChanged(station=station):
                 model = Path(station.model).name if "/" in station.model else station.model
                 self.query_one(PromptBar).set_station(station.prompt, f"{station.engine} · {model}")
@@ -357,6 +360,15 @@ class LofiApp(App[int]):
         else:
             muted = self._muted = not self._muted
         self.query_one(StatusBar).muted = muted
+
+    def action_retry_audio(self) -> None:
+        if (scheduler := self._live()) is None:
+            return
+        if scheduler.has_audio_output:
+            self.notify("the audio output is working", timeout=3)
+        else:
+            scheduler.retry_audio()
+            self.notify("trying the audio output again…", timeout=3)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The prompt key opens the prompt only from the player itself: elsewhere (the prompt or
