@@ -550,6 +550,8 @@ class Player(TransportControls):
         self._begin(stream, now)
         if self._online:
             self._events.emit(OutputChanged(True))
+        else:  # it would not start: the clock goes on from the same frame
+            self._out = start + self._latency_frames
 
     def _follow_output(self, now: float) -> None:
         """Feeder: notice a lost output, take a reopened one, or run the clock."""

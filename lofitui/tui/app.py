@@ -229,8 +229,8 @@ class LofiApp(App[int]):
         status.audio = scheduler.has_audio_output
         if not status.audio:
             self.notify(
-                f"{audio_problem or 'no audio output device'}. lofi keeps generating; "
-                "press s to save tracks.",
+                f"{audio_problem or 'no audio output device'}. lofi keeps generating and "
+                "tries the output again every few seconds; press s to save tracks.",
                 title="no sound",
                 severity="warning",
                 timeout=12,
