@@ -10,7 +10,7 @@ the frame, and comparing it with the capture's wall clock says where the player 
 
 These tests start their own servers, so they are not marked ``sound`` (that marker's fixture
 may skip); if PulseAudio cannot start they fail. Each lasts well under 15 s of real time.
-``tests/bench/bench_audio_recovery.py`` repeats the first scenario for the recovery figures.
+``tests/bench/bench_audio_recovery.py`` repeats both scenarios for the recovery figures.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from lofitui.audio.types import Audio
 RATE = soundserver.RATE
 RESUME_LIMIT_S = 5.0  # sound is back this soon after the server (the issue's bound)
 # Where sound resumes vs where the player's clock is: the monitor's clock (parec's latency,
-# 10-20 ms), the player's 10 ms steps, the new stream's start-up. Measured within 15 ms on a
-# loaded machine (see the bench).
-# Before the loss, sound is heard ~60 ms behind the clock (PortAudio reports the PulseAudio
-# stream's latency that much short); that is measured too, as ``heard_behind_s``.
-POSITION_TOLERANCE_S = 0.1
+# 10-20 ms), the player's 10 ms steps, the new stream's start-up. Measured (bench, 2 loaded
+# cores): mostly within 15 ms; once 77 ms, when the stream reopened the instant the server came
+# up and took the ~70 ms of PulseAudio latency that PortAudio leaves out of ``stream.latency``
+# (sound is heard that much behind the clock in steady play: ``heard_behind_s``).
+POSITION_TOLERANCE_S = 0.15
 WINDOW = 4096  # frames correlated to find a captured window in the source (85 ms)
 LEVEL = 0.25  # noise RMS
 
