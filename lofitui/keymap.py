@@ -42,6 +42,14 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("lofi.volume-down", "minus", "volume(-0.05)", "Vol-", "volume down 5 %", False, "-"),
     KeySpec("lofi.mute", "m", "toggle_mute", "Mute", "mute or unmute"),
     KeySpec(
+        "lofi.retry-audio",
+        "a",
+        "retry_audio",
+        "Audio",
+        "no sound? try the audio output again now",
+        False,
+    ),
+    KeySpec(
         "lofi.prompt",
         "slash,i",
         "focus_prompt",

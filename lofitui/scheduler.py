@@ -47,9 +47,14 @@ Rules:
   ``FLOW_JOIN_S`` crossfade, 0: gapless); a station change continues the playing track under
   the new prompt (its first track follows the playing one instead of taking over). A track
   that came from the cache has no codes: the one after it starts afresh.
-- **No audio output** (``player=None``, a device that refuses to open or disappears): a
-  :class:`~lofitui.audio.silent.SilentPlayer` plays the queue silently in real time, so generating,
-  skipping and saving work the same; ``has_audio_output`` is False.
+- **No audio output**: a :class:`~lofitui.audio.player.Player` without a device (none at start,
+  or lost: the sound server quit, headphones unplugged) plays on unheard on its clock and retries
+  the default device every few seconds (``retry_audio`` asks at once); nothing is re-queued, and
+  sound resumes where the clock is. ``has_audio_output`` is False meanwhile, a :class:`Notice`
+  tells of the loss and the return, and :class:`OutputChanged` is passed on. With no player at
+  all (``player=None``, PortAudio missing) or one that failed for good, a
+  :class:`~lofitui.audio.silent.SilentPlayer` plays the queue silently in real time, so
+  generating, skipping and saving work the same.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ import numpy as np
 from lofitui.audio.events import (
     Level,
     NowPlaying,
+    OutputChanged,
     PlayerError,
     PlayerEvent,
     TrackFinished,
@@ -108,6 +114,7 @@ __all__ = [
     "Level",
     "Notice",
     "NowPlaying",
+    "OutputChanged",
     "Scheduler",
     "SchedulerEvent",
     "Station",
@@ -240,7 +247,7 @@ class Scheduler:
         self.flow = flow
         self._engine_factory = engine_factory
         self._seed_source = seed_source or (lambda: secrets.randbits(31))
-        self._real_player: _PlayerLike | None = player
+        self._real_player: Player | None = player
         self._transport = player.transport if player is not None else Transport()
         if crossfade_s is None:
             crossfade_s = player.crossfade_s if player is not None else 0.0
@@ -388,8 +395,9 @@ class Scheduler:
 
     @property
     def has_audio_output(self) -> bool:
-        """True while tracks are audible through a real player (not silent playback)."""
-        return self._real_player is not None and self._player is self._real_player
+        """True while tracks are audible: a real player (not silent playback) with an output."""
+        player = self._real_player
+        return player is not None and self._player is player and player.has_output
 
     def job(self, job_id: str) -> JobInfo | None:
         found = self._find(job_id)
@@ -550,6 +558,12 @@ class Scheduler:
     def toggle_mute(self) -> bool:
         self._transport.muted = not self._transport.muted
         return self._transport.muted
+
+    def retry_audio(self) -> None:
+        """Try the audio output again now (without one, it is retried every few seconds)."""
+        player = self._real_player
+        if player is not None and self._player is player:
+            player.retry_output()
 
     # =========================================================================================
     # The queue
@@ -1006,6 +1020,8 @@ class Scheduler:
             self._track_started(event.track_id, event.duration_s)
         elif isinstance(event, TrackFinished):
             self._track_finished(event.track_id)
+        elif isinstance(event, OutputChanged):
+            self._output_changed(event)
         elif isinstance(event, PlayerError):
             self._player_failed(event.message)
 
@@ -1042,6 +1058,18 @@ class Scheduler:
         self._position = (0.0, 0.0)
         self._emit_now(None, 0.0, 0.0)
         self._pump()
+
+    def _output_changed(self, event: OutputChanged) -> None:
+        """The player lost its output or has it back: it plays on either way; tell the user."""
+        if event.available:
+            self._notice("audio output is back")
+        else:
+            self._notice(
+                f"{event.reason or 'audio output lost'}; playing on unheard, retrying the "
+                "audio output every few seconds",
+                "warning",
+            )
+        self._emit(event)
 
     def _player_failed(self, message: str) -> None:
         self._notice(f"{message}; playing silently", "error")

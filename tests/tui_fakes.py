@@ -90,6 +90,9 @@ class FakeScheduler:
         self.muted = not self.muted
         return self.muted
 
+    def retry_audio(self) -> None:
+        self.calls.append(("retry_audio",))
+
     @property
     def current(self):
         return next((j for j in self.jobs if j.state == ev.JobState.PLAYING), None)

@@ -36,6 +36,7 @@ from lofitui.events import (
     Level,
     Notice,
     NowPlaying,
+    OutputChanged,
     SchedulerEvent,
     StationChanged,
     TrackSaved,
@@ -310,11 +311,11 @@ class LofiApp(App[int]):
         self._unsubscribe = scheduler.subscribe(self._on_scheduler_event)
         await scheduler.start()
         status = self.query_one(StatusBar)
-        status.audio = audio_problem is None and scheduler.has_audio_output
+        status.audio = scheduler.has_audio_output
         if not status.audio:
             self.notify(
-                f"{audio_problem or 'no audio output device'}. lofi keeps generating; "
-                "press s to save tracks.",
+                f"{audio_problem or 'no audio output device'}. lofi keeps generating and "
+                "tries the output again every few seconds; press s to save tracks.",
                 title="no sound",
                 severity="warning",
                 timeout=12,
@@ -346,6 +347,8 @@ class LofiApp(App[int]):
                 self._show_playback(now)
             case Level(rms=rms, peak=peak):
                 self.query_one(NowPlayingView).push_level(rms, peak)
+            case OutputChanged(available=available):
+                self.query_one(StatusBar).audio = available
             case StationChanged(station=station):
                 model = Path(station.model).name if "/" in station.model else station.model
                 if self._on_air not in (None, station.engine):
@@ -446,6 +449,15 @@ class LofiApp(App[int]):
         else:
             muted = self._muted = not self._muted
         self.query_one(StatusBar).muted = muted
+
+    def action_retry_audio(self) -> None:
+        if (scheduler := self._live()) is None:
+            return
+        if scheduler.has_audio_output:
+            self.notify("the audio output is working", timeout=3)
+        else:
+            scheduler.retry_audio()
+            self.notify("trying the audio output again…", timeout=3)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The prompt key opens the prompt only from the player itself: elsewhere (the prompt or

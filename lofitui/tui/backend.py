@@ -50,6 +50,7 @@ class SchedulerLike(Protocol):
     def toggle_pause(self) -> bool: ...
     def set_volume(self, volume: float) -> None: ...
     def toggle_mute(self) -> bool: ...
+    def retry_audio(self) -> None: ...
 
     @property
     def station(self) -> Station | None: ...
@@ -186,7 +187,8 @@ class Backend:
 
 
 def open_player(crossfade_s: float) -> tuple[Any, str | None]:
-    """Start the audio player; (None, why) if there is no usable output device."""
+    """Start the audio player, and why it has no output if it has none (it plays on unheard and
+    retries); (None, why) if PortAudio is missing."""
     try:
         from lofitui.audio.player import Player
 
@@ -196,4 +198,4 @@ def open_player(crossfade_s: float) -> tuple[Any, str | None]:
         return None, str(exc)
     except OSError as exc:  # PortAudio missing entirely
         return None, f"no audio output: {exc}"
-    return player, None
+    return player, player.output_error

@@ -34,9 +34,8 @@ CHANNELS = 2
 FRAME_BYTES = 4 * CHANNELS  # float32 stereo
 
 sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(HERE))  # also when imported by a test as bench.streambench
 import soundserver  # noqa: E402  (tests/soundserver.py, as the tests import it)
-from capture_analysis import first_audible  # noqa: E402
+from bench.capture_analysis import first_audible  # noqa: E402  (tests/ is on sys.path)
 
 
 def machine_load() -> str:
