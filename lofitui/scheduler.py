@@ -253,6 +253,7 @@ class Scheduler:
         self._history: deque[_Job] = deque(maxlen=HISTORY)
         self._failures = 0
         self._halted = False
+        self._cache_problem: str | None = None  # noticed once, until a track is stored again
         self._started = False
         self._closed = False
         self._position = (0.0, 0.0)
@@ -683,6 +684,11 @@ class Scheduler:
         """Generation ended: the job is ready (or plays on, complete); the player hears of it."""
         job.track, job.codes, job.complete = track, codes, True
         job.chunks = []
+        if self.cache.write_problem != self._cache_problem:
+            self._cache_problem = self.cache.write_problem
+            if self._cache_problem is not None:
+                note = "new tracks play from memory and s still saves them"
+                self._notice(f"{self._cache_problem}: {note}", "warning")
         self._pin(job)
         if job.streamed:
             job.streamed = False
