@@ -15,13 +15,16 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_lofi
+from cli_helpers import one_error_line, run_lofi
 from musicgen_fixture import require_fixture
 
 from lofitui.audio.wav import read_wav
@@ -213,3 +216,221 @@ async def test_cache_disk_full_plays_from_memory_and_saves(
             assert not any(name.endswith((".part", ".tmp")) for name in listing(root))
         finally:
             await scheduler.aclose()
+
+
+# ---- item 8: a model whose configs disagree with its graphs ----------------------------------
+
+
+def _musicgen_with(tmp_path: Path, name: str, section: str | None, key: str, value: object) -> Path:
+    """A copy of the tiny MusicGen fixture with one field of ``name`` changed."""
+    model = tmp_path / "model"
+    shutil.copytree(require_fixture(), model, ignore=shutil.ignore_patterns("fp16", "*.npz"))
+    data = json.loads((model / name).read_text())
+    (data[section] if section else data)[key] = value
+    (model / name).write_text(json.dumps(data))
+    return model
+
+
+@pytest.mark.parametrize(
+    ("name", "section", "key", "value", "message"),
+    [
+        ("config.json", "decoder", "num_codebooks", 8,
+         "config.json: decoder.num_codebooks is 8, but {model}/encodec_decode.onnx has 4 "),
+        ("config.json", "decoder", "vocab_size", 1024,
+         "config.json: decoder.vocab_size is 1024, but {model}/decoder_model.onnx has 2048 logits"),
+        ("config.json", "decoder", "num_attention_heads", 4,
+         "config.json: decoder.num_attention_heads is 4, but {model}/decoder_model.onnx has 3 "
+         "attention heads"),
+        ("config.json", "decoder", "hidden_size", 48,
+         "config.json: decoder.hidden_size / decoder.num_attention_heads is 16 per head, but "
+         "{model}/decoder_model.onnx has 8"),
+        ("config.json", "decoder", "num_hidden_layers", 5,
+         "config.json: decoder.num_hidden_layers is 5, but {model}/decoder_model.onnx has 2 "),
+        ("config.json", "text_encoder", "d_model", 64,
+         "config.json: text_encoder.d_model is 64, but {model}/decoder_model.onnx has 32 text"),
+        ("config.json", "audio_encoder", "sampling_rate", 0,
+         "config.json: audio_encoder.sampling_rate must be a whole number >= 1 (got 0)"),
+        ("generation_config.json", None, "top_k", "lots",
+         "generation_config.json: top_k must be a whole number >= 0 (got 'lots')"),
+        ("generation_config.json", None, "guidance_scale", -3,
+         "generation_config.json: guidance_scale must be a number >= 0 (got -3)"),
+        ("generation_config.json", None, "top_k", 5000,
+         "generation_config.json: top_k is 5000, more than the 2048 tokens of the vocabulary"),
+    ],
+)  # fmt: skip
+def test_musicgen_config_against_its_graphs(
+    tmp_path: Path, cli_env: dict, name: str, section: str | None, key: str, value: object,
+    message: str,
+) -> None:  # fmt: skip
+    model = _musicgen_with(tmp_path, name, section, key, value)
+    result = run_lofi(*RENDER, "--model", str(model), "--out", "out", cwd=tmp_path, env=cli_env)
+    line = one_error_line(result)
+    assert f"lofi: error: {model}/{message.format(model=model)}" in line
+    assert not (tmp_path / "out").exists() or listing(tmp_path / "out") == []
+
+
+def _acestep_with(tmp_path: Path, key: str, value: object) -> Path:
+    model = tmp_path / "ace"
+    shutil.copytree(ACESTEP_TURBO, model, ignore=shutil.ignore_patterns("reference.*"))
+    config = json.loads((model / "acestep.json").read_text())
+    config[key] = value
+    (model / "acestep.json").write_text(json.dumps(config))
+    return model
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("latent_channels", 16, "latent_channels is 16, but {model}/transformer.onnx has 8 latent"),
+        ("audio_channels", 1, "audio_channels is 1, but {model}/vae_decoder.onnx has 2 audio"),
+        ("text_hidden_size", 64, "text_hidden_size is 64, but {model}/text_encoder.onnx has 32"),
+        ("encoder_hidden_size", 48, "encoder_hidden_size is 48, but {model}/condition_encoder"),
+        ("hop_length", 960, "latent_rate is 25, but sample_rate / hop_length is 50"),
+        ("sample_rate", 0, "sample_rate must be a whole number >= 1 (got 0)"),
+    ],
+)
+def test_acestep_config_against_its_graphs(
+    tmp_path: Path, cli_env: dict, key: str, value: object, message: str
+) -> None:
+    model = _acestep_with(tmp_path, key, value)
+    args = ("--render", "rain", "--engine", "ace-step", "--duration", "5", "--model", str(model))
+    line = one_error_line(run_lofi(*args, "--out", "out", cwd=tmp_path, env=cli_env))
+    assert f"lofi: error: {model}/acestep.json: {message.format(model=model)}" in line
+
+
+def test_acestep_hop_length_against_the_vae(tmp_path: Path, cli_env: dict) -> None:
+    """hop_length and latent_rate changed together still disagree with the VAE's 1920*frames."""
+    model = _acestep_with(tmp_path, "hop_length", 960)
+    config = json.loads((model / "acestep.json").read_text())
+    (model / "acestep.json").write_text(json.dumps({**config, "latent_rate": 50.0}))
+    args = ("--render", "rain", "--engine", "ace-step", "--duration", "5", "--model", str(model))
+    line = one_error_line(run_lofi(*args, "--out", "out", cwd=tmp_path, env=cli_env))
+    assert line == (
+        f"lofi: error: {model}/acestep.json: hop_length is 960, but {model}/vae_decoder.onnx "
+        "has 1920 samples per latent frame"
+    )
+
+
+# ---- the tidy list: odd output directories ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "out", "reason"),
+    [
+        (lambda d: None, "/proc", "it is not writable (creating a file there fails: "),
+        (lambda d: (d / "loop").symlink_to("loop"), "loop", "loop is a loop of symbolic links"),
+        (lambda d: (d / "loop").symlink_to("loop"), "loop/sub", "loop is a loop of symbolic"),
+        (
+            lambda d: (d / "gone").symlink_to("nowhere"),
+            "gone",
+            "gone is a symbolic link to nowhere",
+        ),
+        (lambda d: (d / "file").write_text(""), "file/sub", "file is a file, not a directory"),
+    ],
+)
+def test_odd_output_directories_are_named(
+    tmp_path: Path, cli_env: dict, make: Callable[[Path], object], out: str, reason: str
+) -> None:
+    make(tmp_path)
+    args = (*RENDER, "--model", str(require_fixture()), "--out", out)
+    line = one_error_line(run_lofi(*args, cwd=tmp_path, env=cli_env))
+    assert line.startswith(f"lofi: error: cannot write to output directory {out}: {reason}")
+    assert "File exists" not in line
+
+
+# ---- item 11: a crash inside the app ----------------------------------------------------------
+
+
+@pytest.mark.tmux
+def test_crash_inside_the_app_is_one_line_and_restores_the_terminal(tui_env: Path) -> None:
+    """A bug in a key's action (injected: the theme key raises) ends the app; the terminal is
+    restored and lofi says what happened in one line, exit 1, with the traceback in its log."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed: .ci/run installs it")
+    (tui_env / "crashing_app.py").write_text(
+        textwrap.dedent(
+            """
+            from lofitui.tui.app import LofiApp
+
+            def fault(self):
+                raise RuntimeError("injected fault in the app")
+
+            LofiApp.action_cycle_theme = fault
+            from lofitui.cli import main
+
+            raise SystemExit(main())
+            """
+        )
+    )
+    session = f"lofi-crash-{os.getpid()}"
+    tmux = ["tmux", "-S", str(tui_env / "tmux.sock")]
+    command = (
+        f"cd {tui_env} && PYTHONPATH={ROOT} {sys.executable} -m crashing_app --model "
+        f"{require_fixture()} --duration 30; echo EXIT=$?; sleep 60"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "PULSE"))},
+        **{f"XDG_{d.upper()}_HOME": str(tui_env / d) for d in ("config", "state", "cache", "data")},
+        "XDG_MUSIC_DIR": str(tui_env / "music"),
+        "LOFI_MODELS_DIR": str(tui_env / "models"),
+        "PULSE_SERVER": "unix:/nonexistent",
+        "TERM": "xterm-256color",
+    }
+
+    def pane(fmt: str | None = None) -> str:
+        cmd = (
+            ["display", "-p", "-t", session, fmt] if fmt else ["capture-pane", "-p", "-t", session]
+        )
+        return subprocess.run([*tmux, *cmd], capture_output=True, text=True).stdout
+
+    def wait(check: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 40
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} never happened: {pane()}")
+            time.sleep(0.05)
+
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-s", session, "-x", "200", "-y", "30", command],
+        env=env,
+        check=True,
+    )
+    try:
+        wait(lambda: "♫ lofi" in pane(), "the player's screen")
+        subprocess.run([*tmux, "send-keys", "-t", session, "t"], check=True)
+        wait(lambda: "EXIT=" in pane(), "the exit")
+        screen = pane()
+        flags = "#{alternate_on} #{mouse_any_flag} #{mouse_button_flag} #{mouse_standard_flag}"
+        assert pane(flags).split() == ["0", "0", "0", "0"]
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    assert "Traceback" not in screen and "╭" not in screen, screen
+    lines = [text for text in screen.splitlines() if text.strip()]
+    log = tui_env / "state" / "lofi" / "log" / "lofi.log"
+    assert lines == [
+        f"lofi: internal error: RuntimeError: injected fault in the app (full traceback in {log})",
+        "EXIT=1",
+    ], screen
+    assert "injected fault in the app" in log.read_text() and "Traceback" in log.read_text()
+
+
+def test_stream_to_a_file_on_a_full_disk(tmp_path: Path, cli_env: dict) -> None:
+    """``--out - > file`` where the file's disk fills up: one line, exit 2."""
+    with tmpfs(tmp_path / "disk", 8 * PAGE) as disk:
+        args = ["--render", "piano", "--duration", "5", "--model", str(require_fixture())]
+        with (disk / "piano.wav").open("wb") as stdout:
+            result = subprocess.run(
+                [sys.executable, "-m", "lofitui", *args, "--out", "-"],
+                cwd=tmp_path,
+                env={**os.environ, **cli_env},
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=120,
+            )
+        assert result.returncode == 2
+        assert the_error(result.stderr) == (
+            "lofi: error: no space left on the disk stdout writes to (No space left on device): "
+            "the WAV is cut short"
+        )
