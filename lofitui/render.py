@@ -251,7 +251,9 @@ def render(
             try:
                 path = write_track(out_dir, request, audio, metadata)
             except OSError as exc:  # nothing of this track is left; the earlier ones are whole
-                kept = f"; the {len(written)} finished before it are kept" if written else ""
+                kept = {0: "", 1: "; the track before it is kept"}.get(
+                    len(written), f"; the {len(written)} tracks before it are kept"
+                )
                 detail = f": track {event.index + 1} of {len(requests)} was not written{kept}"
                 raise write_error(exc, out_dir, detail) from None
             bars.finish(event.index, f"→ {path.name}")

@@ -23,14 +23,19 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_helpers import one_error_line, run_lofi
 from musicgen_fixture import require_fixture
 
+from lofitui.audio.types import Audio
 from lofitui.audio.wav import read_wav
 from lofitui.cli import main
+from lofitui.engines.base import TrackRequest
 from lofitui.engines.musicgen import MusicGenEngine
+from lofitui.engines.onnx_signature import read_signature
 from lofitui.engines.runtime import RuntimeOptions
+from lofitui.errors import ModelError
 from lofitui.library import TrackCache, files
 from lofitui.scheduler import JobInfo, JobState, Notice, Scheduler, Station
 
@@ -111,7 +116,7 @@ def test_render_disk_full_while_writing_a_wav(tmp_path: Path, cli_env: dict, tra
         assert result.returncode == 2
         assert the_error(result.stderr) == (
             f"lofi: error: no space left on {out}: track 2 of 3 was not written; "
-            "the 1 finished before it are kept"
+            "the track before it is kept"
         )
         assert result.stdout == ""
         assert listing(out) == ["piano-1.json", "piano-1.wav"]  # no temp file, no half track
@@ -139,7 +144,7 @@ def test_render_disk_full_between_the_wav_and_its_sidecar(
         captured = capsys.readouterr()
         assert the_error(captured.err) == (
             f"lofi: error: no space left on {out}: track 2 of 2 was not written; "
-            "the 1 finished before it are kept"
+            "the track before it is kept"
         )
         assert attempts == [("piano-1.json", True), ("piano-2.json", True)]
         assert listing(out) == ["piano-1.json", "piano-1.wav"]
@@ -216,6 +221,27 @@ async def test_cache_disk_full_plays_from_memory_and_saves(
             assert not any(name.endswith((".part", ".tmp")) for name in listing(root))
         finally:
             await scheduler.aclose()
+
+
+def test_cache_on_a_full_disk_evicts_then_keeps_in_memory(tmp_path: Path) -> None:
+    """Room for one track: the next evicts it; with that one pinned, the third stays in memory."""
+    rate = 32000
+    tone = Audio(np.sin(np.arange(rate, dtype=np.float32) / 7)[:, None] * 0.3, rate)
+    requests = [TrackRequest("piano", 1.0, seed, model="tiny") for seed in (1, 2, 3)]
+    size = (pages(44 + rate * 4) + 3) * PAGE
+    with tmpfs(tmp_path / "cache", size) as root:
+        cache = TrackCache(root)
+        first = cache.put(requests[0], tone, {})
+        assert first.stored and cache.write_problem is None
+        second = cache.put(requests[1], tone, {})  # the disk is full: the first makes room
+        assert second.stored and cache.keys() == [second.key] and cache.write_problem is None
+        cache.pin(second.key)  # playing: never evicted
+        third = cache.put(requests[2], tone, {})
+        assert not third.stored and cache.write_problem == f"disk full: {root}"
+        assert np.array_equal(cache.load_audio(third).samples, tone.samples)
+        assert cache.keys() == [second.key]
+        assert listing(root) == sorted([f"{second.key}.json", f"{second.key}.wav", "index.json"])
+        assert set(TrackCache(root).keys()) == {second.key}  # the index on disk agrees
 
 
 # ---- item 8: a model whose configs disagree with its graphs ----------------------------------
@@ -309,6 +335,25 @@ def test_acestep_hop_length_against_the_vae(tmp_path: Path, cli_env: dict) -> No
         f"lofi: error: {model}/acestep.json: hop_length is 960, but {model}/vae_decoder.onnx "
         "has 1920 samples per latent frame"
     )
+
+
+@pytest.mark.parametrize(
+    "graph", sorted(p for p in (ROOT / "tests" / "fixtures").rglob("*.onnx")), ids=str
+)
+def test_graph_signatures_read_without_loading_match_onnxruntime(graph: Path) -> None:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    signature = read_signature(graph)
+    assert signature.inputs == {a.name: tuple(a.shape) for a in session.get_inputs()}
+    assert signature.outputs == {a.name: tuple(a.shape) for a in session.get_outputs()}
+
+
+def test_a_graph_that_is_not_onnx_is_named(tmp_path: Path) -> None:
+    bogus = tmp_path / "decoder_model.onnx"
+    bogus.write_bytes(b"\xff" * 64)
+    with pytest.raises(ModelError, match=f"^{bogus} is not an ONNX model"):
+        read_signature(bogus)
 
 
 # ---- the tidy list: odd output directories ------------------------------------------------
