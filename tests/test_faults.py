@@ -244,6 +244,18 @@ def test_cache_on_a_full_disk_evicts_then_keeps_in_memory(tmp_path: Path) -> Non
         assert set(TrackCache(root).keys()) == {second.key}  # the index on disk agrees
 
 
+def test_cache_that_cannot_be_created_keeps_tracks_in_memory(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    root = tmp_path / "file" / "cache"
+    cache = TrackCache(root)  # the player still starts
+    rate = 32000
+    tone = Audio(np.zeros((rate, 1), np.float32), rate)
+    track = cache.put(TrackRequest("piano", 1.0, 1, model="tiny"), tone, {})
+    assert not track.stored and cache.load_audio(track) is tone
+    assert cache.write_problem == f"cannot write to {root}: Not a directory"
+    assert listing(tmp_path) == ["file"]
+
+
 # ---- item 8: a model whose configs disagree with its graphs ----------------------------------
 
 

@@ -136,7 +136,11 @@ class TrackCache:
         self._pinned: dict[str, int] = {}
         self._last_stamp = 0.0
         self.write_problem: str | None = None  # why the last track was not stored, if it was not
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # tracks will live in memory; playing does not need the cache
+            self.write_problem = self._problem(exc)
+            log.warning("track cache unavailable: %s", self.write_problem)
         self._entries: dict[str, _Entry] = self._open()
 
     # -- lookups --------------------------------------------------------------------------------
@@ -251,6 +255,10 @@ class TrackCache:
             wav.unlink(missing_ok=True)
             raise
 
+    def _problem(self, exc: OSError) -> str:
+        """What the user is told when the cache cannot write (``disk full: <dir>``...)."""
+        return f"disk full: {self.root}" if is_disk_full(exc) else str(write_error(exc, self.root))
+
     def _make_room(self, needed: int) -> bool:
         """Evict least recently used tracks (never saved or pinned ones) until ``needed`` bytes
         are freed; whether anything was."""
@@ -275,9 +283,8 @@ class TrackCache:
         self, request: TrackRequest, audio: Audio, metadata: dict, exc: OSError
     ) -> CachedTrack:
         """The track in memory only: the cache could not write it (``exc``)."""
-        problem = write_error(exc, self.root)
-        self.write_problem = f"disk full: {self.root}" if is_disk_full(exc) else str(problem)
-        log.warning("track %s kept in memory only: %s", request.key[:12], problem)
+        self.write_problem = self._problem(exc)
+        log.warning("track %s kept in memory only: %s", request.key[:12], exc)
         key = request.key
         return CachedTrack(
             key, self.wav_path(key), request, audio.duration_s, dict(metadata), audio=audio
