@@ -105,7 +105,8 @@ def check_writable(directory: Path) -> Path:
         raise UsageError(
             f"cannot write to output directory {directory}: {_why_not_a_directory(directory, exc)}"
         ) from None
-    probe = directory / f".lofi-write-test-{os.getpid()}"
+    # Named as lofi's temp files are: one left by a kill is swept like them.
+    probe = directory / f".lofi-write-test.{os.getpid()}-{secrets.token_hex(4)}.part"
     try:
         probe.write_bytes(b"")
         probe.unlink()
