@@ -260,20 +260,8 @@ class TrackCache:
         return f"disk full: {self.root}" if is_disk_full(exc) else str(write_error(exc, self.root))
 
     def _make_room(self, needed: int) -> bool:
-        """Evict least recently used tracks (never saved or pinned ones) until ``needed`` bytes
-        are freed; whether anything was."""
-        freed = 0
-        evicted: list[str] = []
-        for key, entry in sorted(self._entries.items(), key=lambda kv: kv[1].last_used):
-            if freed >= needed:
-                break
-            if entry.saved or key in self._pinned:
-                continue
-            self._entries.pop(key)
-            self.wav_path(key).unlink(missing_ok=True)
-            self.sidecar_path(key).unlink(missing_ok=True)
-            freed += entry.bytes
-            evicted.append(key)
+        """Evict least recently used tracks until ``needed`` bytes are freed; whether any was."""
+        evicted = self._evict_lru(needed, protect=set())
         if evicted:
             log.info("disk full: evicted %d cached tracks to make room", len(evicted))
             self._save_index()
@@ -388,22 +376,28 @@ class TrackCache:
         self._save_index()
 
     def _evict(self, protect: set[str]) -> list[str]:
-        total = sum(e.bytes for e in self._entries.values())
-        if total <= self.cap_bytes:
-            return []
+        """Evict least recently used tracks until the cache fits its cap."""
+        excess = sum(e.bytes for e in self._entries.values()) - self.cap_bytes
+        evicted = self._evict_lru(excess, protect) if excess > 0 else []
+        if evicted:
+            log.info("evicted %d cached tracks", len(evicted))
+        return evicted
+
+    def _evict_lru(self, needed: int, protect: set[str]) -> list[str]:
+        """Drop least recently used tracks (never saved, pinned or ``protect``-ed ones) until
+        ``needed`` bytes are freed or none is left to drop; their keys."""
+        freed = 0
         evicted: list[str] = []
         for key, entry in sorted(self._entries.items(), key=lambda kv: kv[1].last_used):
-            if total <= self.cap_bytes:
+            if freed >= needed:
                 break
             if entry.saved or key in protect or key in self._pinned:
                 continue
             self._entries.pop(key)
             self.wav_path(key).unlink(missing_ok=True)
             self.sidecar_path(key).unlink(missing_ok=True)
-            total -= entry.bytes
+            freed += entry.bytes
             evicted.append(key)
-        if evicted:
-            log.info("evicted %d cached tracks", len(evicted))
         return evicted
 
     def _save_index(self) -> None:
