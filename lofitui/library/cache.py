@@ -507,13 +507,16 @@ def save_track(track: CachedTrack, dest_dir: Path | None = None) -> Path:
         "metadata": track.metadata,
     }
     with _save_lock:
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(exc, dest) from None
         existing = _find_saved(dest, stem, track.key)
         if existing is not None:
             return existing
         if track.audio is None:
             read_wav(track.path)  # never save a damaged file (raises CorruptAudioError)
         try:
-            dest.mkdir(parents=True, exist_ok=True)
             return write_new_pair(dest, stem, lambda wav: _copy_audio(track, wav), sidecar)
         except OSError as exc:
             raise write_error(exc, dest) from None
