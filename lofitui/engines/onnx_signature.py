@@ -8,7 +8,6 @@ no memory: model configs can be checked against their graphs before any session 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,13 +102,40 @@ def _dim(value: int | bytes) -> Dim:
 
 def _message(data: bytes) -> Iterator[tuple[int, int | bytes]]:
     """The fields of a small message held in memory: varints as ints, the rest as bytes."""
-    fh = io.BytesIO(data)
-    for field, wire, offset, length in _fields(fh, len(data)):
+    pos, end = 0, len(data)
+    while pos < end:
+        tag, pos = _varint_at(data, pos)
+        field, wire = tag >> 3, tag & 7
         if wire == _VARINT:
-            yield field, length
+            value, pos = _varint_at(data, pos)
+            yield field, value
+            continue
+        if wire == _LEN:
+            length, pos = _varint_at(data, pos)
+        elif wire in (_I64, _I32):
+            length = 8 if wire == _I64 else 4
         else:
-            fh.seek(offset)
-            yield field, _read(fh, length)
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        if pos + length > end:
+            raise ValueError("a field runs past the end of its message")
+        yield field, data[pos : pos + length]
+        pos += length
+
+
+def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``data[pos:]`` and the position after it."""
+    value = shift = 0
+    while True:
+        if pos >= len(data):
+            raise EOFError("truncated")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
 
 
 def _fields(fh: BinaryIO, end: int) -> Iterator[tuple[int, int, int, int]]:
