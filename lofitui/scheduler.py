@@ -266,6 +266,7 @@ class Scheduler:
         self._history: deque[_Job] = deque(maxlen=HISTORY)
         self._failures = 0
         self._halted = False
+        self._cache_problems: set[str] = set()  # why tracks were not cached: each noticed once
         self._started = False
         self._closed = False
         self._position = (0.0, 0.0)
@@ -730,6 +731,11 @@ class Scheduler:
         """Generation ended: the job is ready (or plays on, complete); the player hears of it."""
         job.track, job.codes, job.complete = track, codes, True
         job.chunks = []
+        problem = self.cache.write_problem
+        if problem is not None and problem not in self._cache_problems:
+            self._cache_problems.add(problem)
+            note = "new tracks play from memory and s still saves them"
+            self._notice(f"{problem}: {note}", "warning")
         self._pin(job)
         if job.streamed:
             job.streamed = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import signal
 import sys
 from collections.abc import Callable, Iterable
@@ -593,8 +594,21 @@ def create_app(
 def run_app(
     settings: Settings, *, warnings: Iterable[str] = (), config_path: Path | None = None
 ) -> int:
-    """``lofi`` with no --render: run the app until the user quits; the exit code."""
+    """``lofi`` with no --render: run the app until the user quits; the exit code.
+
+    An unexpected exception inside the app is raised again here, once the terminal is
+    restored, for ``lofi``'s own one-line report (Textual's traceback is not printed); other
+    exit messages reach stderr as usual.
+    """
+    from rich.console import Console
+
     app = create_app(settings, warnings=warnings, config_path=config_path)
     app.driver_class = _hangup_safe(app.driver_class)
+    exit_messages = io.StringIO()
+    app.error_console = Console(file=exit_messages, markup=False, highlight=False)
     result = app.run()
+    crash = app._exception  # Textual keeps the first unhandled exception (Pilot re-raises it)
+    if crash is not None:
+        raise crash
+    sys.stderr.write(exit_messages.getvalue())
     return int(result or 0)
