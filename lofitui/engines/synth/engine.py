@@ -7,6 +7,7 @@ still downloading. Tracks are 48 kHz stereo at about -16 LUFS integrated (BS.177
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,8 +26,8 @@ from lofitui.engines.base import (
 )
 from lofitui.engines.synth.arrange import Arrangement, arrange
 from lofitui.engines.synth.dsp import SR
-from lofitui.engines.synth.loudness import integrated_lufs
-from lofitui.engines.synth.mixer import Mixer
+from lofitui.engines.synth.loudness import block_powers, gated_lufs
+from lofitui.engines.synth.mixer import Mixer, Studio
 from lofitui.engines.synth.prompt import MAX_BPM, MIN_BPM, Plan, plan_for
 
 if TYPE_CHECKING:
@@ -50,16 +51,19 @@ PARAMS = (
 )
 
 
-def _calibration_gain(plan: Plan, arrangement: Arrangement) -> float:
-    """The gain that puts the track's main groove at TARGET_LUFS: two bars of the first full
-    section rendered after one bar of warm-up (the room and filters filled)."""
+def _calibration_gain(plan: Plan, arrangement: Arrangement, studio: Studio) -> float:
+    """The gain that puts the whole track at TARGET_LUFS, estimated before any of it is
+    streamed: one bar of each kind of section (intro, loop, variation, breakdown, ending) is
+    rendered and its loudness blocks count as many times as that section has bars."""
     bars = arrangement.bars
-    body = [i for i, bar in enumerate(bars) if bar.section in ("A", "B")]
-    first = max(body[0] - 1, 0) if body else 0
-    count = min(3, len(bars) - first)
-    mixer = Mixer(plan, arrangement, 1.0, first)
-    parts = [mixer.render_bar() for _ in range(count)]
-    measured = integrated_lufs(np.concatenate(parts[1:] if count > 1 else parts))
+    counts = Counter(bar.section for bar in bars)
+    powers, weights = [], []
+    for section, count in counts.items():
+        first = next(i for i, bar in enumerate(bars) if bar.section == section)
+        blocks = block_powers(Mixer(plan, arrangement, studio, 1.0, first).render_bar())
+        powers.append(blocks)
+        weights.append(np.full(len(blocks), count / max(len(blocks), 1)))
+    measured = gated_lufs(np.concatenate(powers), np.concatenate(weights))
     if not np.isfinite(measured):
         return 1.0
     return float(10.0 ** ((TARGET_LUFS - measured) / 20.0))
@@ -99,7 +103,8 @@ class SynthEngine(EngineBase):
         }
 
     def validate(self, request: TrackRequest) -> Plan:
-        """The declared bounds, then the track's plan (tempo, key, voices) from its prompt and seed."""
+        """The declared bounds, then the track's plan (tempo, key, voices...) from the
+        prompt and seed."""
         self.check(request)
         bpm = request.param("bpm", None)
         return plan_for(request.prompt, request.seed, None if bpm is None else int(bpm))
@@ -122,7 +127,8 @@ class SynthEngine(EngineBase):
         cancel: CancelToken | None,
     ) -> Iterator[Audio]:
         arrangement = arrange(plan, duration_s)
-        mixer = Mixer(plan, arrangement, _calibration_gain(plan, arrangement))
+        studio = Studio.for_plan(plan)
+        mixer = Mixer(plan, arrangement, studio, _calibration_gain(plan, arrangement, studio))
         meter = ProgressMeter(len(arrangement.bars), "bar", on_progress)
         for _ in arrangement.bars:
             if cancel is not None:
