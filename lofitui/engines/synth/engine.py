@@ -7,7 +7,6 @@ still downloading. Tracks are 48 kHz stereo at about -16 LUFS integrated (BS.177
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -51,18 +50,24 @@ PARAMS = (
 )
 
 
-def _calibration_gain(plan: Plan, arrangement: Arrangement, studio: Studio) -> float:
+def _calibration_gain(
+    plan: Plan, arrangement: Arrangement, studio: Studio, first_bar: np.ndarray
+) -> float:
     """The gain that puts the whole track at TARGET_LUFS, estimated before any of it is
-    streamed: one bar of each kind of section (intro, loop, variation, breakdown, ending) is
-    rendered and its loudness blocks count as many times as that section has bars."""
+    streamed: the first bar (already rendered, before its gain) stands for its section, the
+    first two bars of the main loop (rendered here after the bar before them) for every other
+    bar."""
     bars = arrangement.bars
-    counts = Counter(bar.section for bar in bars)
-    powers, weights = [], []
-    for section, count in counts.items():
-        first = next(i for i, bar in enumerate(bars) if bar.section == section)
-        blocks = block_powers(Mixer(plan, arrangement, studio, 1.0, first).render_bar())
-        powers.append(blocks)
-        weights.append(np.full(len(blocks), count / max(len(blocks), 1)))
+    powers = [block_powers(first_bar)]
+    counts = [sum(1 for bar in bars if bar.section == bars[0].section)]
+    loop = next((i for i, bar in enumerate(bars) if bar.section == "A"), None)
+    if loop is not None and bars[0].section != "A":
+        mixer = Mixer(plan, arrangement, studio, 1.0, loop - 1)
+        mixer.render_raw()  # the bar before, for the notes and the room still sounding
+        loop_bars = [mixer.render_raw()[1] for _ in range(min(2, len(bars) - loop))]
+        powers.append(block_powers(np.concatenate(loop_bars)))
+        counts.append(len(bars) - counts[0])
+    weights = [np.full(len(p), c / max(len(p), 1)) for p, c in zip(powers, counts, strict=True)]
     measured = gated_lufs(np.concatenate(powers), np.concatenate(weights))
     if not np.isfinite(measured):
         return 1.0
@@ -128,9 +133,13 @@ class SynthEngine(EngineBase):
     ) -> Iterator[Audio]:
         arrangement = arrange(plan, duration_s)
         studio = Studio.for_plan(plan)
-        mixer = Mixer(plan, arrangement, studio, _calibration_gain(plan, arrangement, studio))
+        mixer = Mixer(plan, arrangement, studio, 1.0)
+        first = mixer.render_raw()
+        mixer.gain = _calibration_gain(plan, arrangement, studio, first[1])
         meter = ProgressMeter(len(arrangement.bars), "bar", on_progress)
-        for _ in arrangement.bars:
+        yield Audio(mixer.finish(*first), SR)
+        meter.advance()
+        for _ in arrangement.bars[1:]:
             if cancel is not None:
                 cancel.check()
             yield Audio(mixer.render_bar(), SR)

@@ -28,7 +28,7 @@ from lofitui.engines.synth.prompt import Plan
 from lofitui.engines.synth.texture import Texture, droplets, noise_kernel
 
 BUSES = ("keys", "pad", "lead", "bass", "drums")
-LEVELS = {"keys": 0.22, "pad": 0.16, "lead": 0.2, "bass": 0.19, "drums": 0.5}
+LEVELS = {"keys": 0.22, "pad": 0.16, "lead": 0.15, "bass": 0.19, "drums": 0.5}
 SENDS = {"keys": 0.35, "pad": 0.5, "lead": 0.5, "bass": 0.0, "drums": 0.1}
 DRUM_LEVELS = {"kick": 0.8, "snare": 0.8, "rim": 0.6, "hat": 0.6, "open": 0.5}
 TREMOLO = {"rhodes": 0.28, "piano": 0.06, "pad": 0.0}
@@ -128,6 +128,10 @@ class Mixer:
 
     def render_bar(self) -> np.ndarray:
         """The next bar (the last one runs to the end of the track), mastered."""
+        return self.finish(*self.render_raw())
+
+    def render_raw(self) -> tuple[int, np.ndarray]:
+        """The next bar before the gain, fades and clipper, and the frame where it starts."""
         bars = self.arrangement.bars
         bar = bars[self.next_bar]
         for note in bar.notes:
@@ -156,16 +160,20 @@ class Mixer:
                 send += part * np.float32(SENDS[name])
         dry += self.texture.sparse(n)
         mixed = self.master.process(dry, send, self.texture.noise(n))
-        out = self.wow.process(mixed) * self.gain
-        self._fade(out)
-        self.position = end
+        start, self.position = self.position, end
+        return start, self.wow.process(mixed)
+
+    def finish(self, start: int, raw: np.ndarray) -> np.ndarray:
+        """A bar from :meth:`render_raw` mastered: gain, the track's fades, the soft clipper."""
+        out = raw * self.gain
+        self._fade(start, out)
         return soft_clip(out).astype(np.float32)
 
-    def _fade(self, out: np.ndarray) -> None:
+    def _fade(self, start: int, out: np.ndarray) -> None:
         fade_from = self.total - FADE_OUT_S * SR
-        if self.position >= FADE_IN_S * SR and self.position + len(out) <= fade_from:
+        if start >= FADE_IN_S * SR and start + len(out) <= fade_from:
             return
-        frames = self.position + np.arange(len(out))
+        frames = start + np.arange(len(out))
         fade_in = np.clip(frames / (FADE_IN_S * SR), 0.0, 1.0)
         left = (self.total - frames) / (FADE_OUT_S * SR)
         fade_out = np.sin(np.clip(left, 0.0, 1.0) * np.pi / 2) ** 2
