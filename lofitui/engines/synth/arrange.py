@@ -89,7 +89,7 @@ class _Clock:
         """Seconds of a 16th ``step`` within the bar starting at ``bar_start``, swung."""
         beat, sub = divmod(step, 4)
         eighth, odd = divmod(sub, 2)
-        offset = (eighth + (self.swing * 2 * odd if odd else 0.0)) * self.beat / 2
+        offset = (eighth + self.swing * odd) * self.beat / 2
         return bar_start + beat * self.beat + offset
 
     def span(self, steps: float) -> float:
@@ -118,7 +118,7 @@ def _chord_notes(
 ) -> list[Note]:
     start = clock.at(bar.start, step)
     hold = clock.span(steps) * 0.96
-    roll = float(rng.uniform(0.006, 0.02))
+    roll = float(rng.uniform(0.004, 0.012))
     voice_name = plan.keys
     out = []
     for i, pitch in enumerate(chord.voicing):

@@ -25,8 +25,8 @@ from lofitui.engines.base import (
 )
 from lofitui.engines.synth.arrange import Arrangement, arrange
 from lofitui.engines.synth.dsp import SR
-from lofitui.engines.synth.loudness import integrated_lufs
-from lofitui.engines.synth.mixer import Mixer
+from lofitui.engines.synth.loudness import block_powers, gated_lufs
+from lofitui.engines.synth.mixer import Mixer, Studio
 from lofitui.engines.synth.prompt import MAX_BPM, MIN_BPM, Plan, plan_for
 
 if TYPE_CHECKING:
@@ -50,16 +50,25 @@ PARAMS = (
 )
 
 
-def _calibration_gain(plan: Plan, arrangement: Arrangement) -> float:
-    """The gain that puts the track's main groove at TARGET_LUFS: two bars of the first full
-    section rendered after one bar of warm-up (the room and filters filled)."""
+def _calibration_gain(
+    plan: Plan, arrangement: Arrangement, studio: Studio, first_bar: np.ndarray
+) -> float:
+    """The gain that puts the whole track at TARGET_LUFS, estimated before any of it is
+    streamed: the first bar (already rendered, before its gain) stands for its section, the
+    first two bars of the main loop (rendered here after the bar before them) for every other
+    bar."""
     bars = arrangement.bars
-    body = [i for i, bar in enumerate(bars) if bar.section in ("A", "B")]
-    first = max(body[0] - 1, 0) if body else 0
-    count = min(3, len(bars) - first)
-    mixer = Mixer(plan, arrangement, 1.0, first)
-    parts = [mixer.render_bar() for _ in range(count)]
-    measured = integrated_lufs(np.concatenate(parts[1:] if count > 1 else parts))
+    powers = [block_powers(first_bar)]
+    counts = [sum(1 for bar in bars if bar.section == bars[0].section)]
+    loop = next((i for i, bar in enumerate(bars) if bar.section == "A"), None)
+    if loop is not None and bars[0].section != "A":
+        mixer = Mixer(plan, arrangement, studio, 1.0, loop - 1)
+        mixer.render_raw()  # the bar before, for the notes and the room still sounding
+        loop_bars = [mixer.render_raw()[1] for _ in range(min(2, len(bars) - loop))]
+        powers.append(block_powers(np.concatenate(loop_bars)))
+        counts.append(len(bars) - counts[0])
+    weights = [np.full(len(p), c / max(len(p), 1)) for p, c in zip(powers, counts, strict=True)]
+    measured = gated_lufs(np.concatenate(powers), np.concatenate(weights))
     if not np.isfinite(measured):
         return 1.0
     return float(10.0 ** ((TARGET_LUFS - measured) / 20.0))
@@ -99,7 +108,8 @@ class SynthEngine(EngineBase):
         }
 
     def validate(self, request: TrackRequest) -> Plan:
-        """The declared bounds, then the track's plan (tempo, key, voices) from its prompt and seed."""
+        """The declared bounds, then the track's plan (tempo, key, voices...) from the
+        prompt and seed."""
         self.check(request)
         bpm = request.param("bpm", None)
         return plan_for(request.prompt, request.seed, None if bpm is None else int(bpm))
@@ -122,9 +132,14 @@ class SynthEngine(EngineBase):
         cancel: CancelToken | None,
     ) -> Iterator[Audio]:
         arrangement = arrange(plan, duration_s)
-        mixer = Mixer(plan, arrangement, _calibration_gain(plan, arrangement))
+        studio = Studio.for_plan(plan)
+        mixer = Mixer(plan, arrangement, studio, 1.0)
+        first = mixer.render_raw()
+        mixer.gain = _calibration_gain(plan, arrangement, studio, first[1])
         meter = ProgressMeter(len(arrangement.bars), "bar", on_progress)
-        for _ in arrangement.bars:
+        yield Audio(mixer.finish(*first), SR)
+        meter.advance()
+        for _ in arrangement.bars[1:]:
             if cancel is not None:
                 cancel.check()
             yield Audio(mixer.render_bar(), SR)

@@ -30,22 +30,33 @@ def k_weighted(samples: np.ndarray) -> np.ndarray:
     return np.fft.irfft(spectrum, n, axis=0)
 
 
-def integrated_lufs(samples: np.ndarray, sample_rate: int = 48_000) -> float:
-    """Integrated loudness of (frames, channels) float audio at 48 kHz; -inf for silence."""
+def block_powers(samples: np.ndarray, sample_rate: int = 48_000) -> np.ndarray:
+    """Mean square of the K-weighted signal, summed over channels, per 400 ms block (100 ms
+    apart): the values BS.1770 gates and averages."""
     if sample_rate != 48_000:
         raise ValueError("loudness is measured at 48 kHz")
     x = k_weighted(np.asarray(samples, dtype=np.float64))
     block, hop = int(0.4 * sample_rate), int(0.1 * sample_rate)
     if len(x) < block:
-        return float("-inf")
+        return np.zeros(0)
     starts = np.arange(0, len(x) - block + 1, hop)
     power = np.cumsum(np.concatenate([np.zeros((1, x.shape[1])), x**2]), axis=0)
-    z = ((power[starts + block] - power[starts]) / block).sum(axis=1)
+    return ((power[starts + block] - power[starts]) / block).sum(axis=1)
+
+
+def gated_lufs(powers: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The gated mean of block powers (each counted ``weights`` times), in LUFS."""
+    w = np.ones(len(powers)) if weights is None else np.asarray(weights, dtype=np.float64)
     with np.errstate(divide="ignore"):
-        loud = -0.691 + 10 * np.log10(z)
-    gated = z[loud > -70.0]
-    if not len(gated):
+        loud = -0.691 + 10 * np.log10(powers)
+    kept = loud > -70.0
+    if not kept.any():
         return float("-inf")
-    relative = -0.691 + 10 * np.log10(gated.mean()) - 10.0
-    kept = z[(loud > -70.0) & (loud > relative)]
-    return float(-0.691 + 10 * np.log10(kept.mean()))
+    relative = -0.691 + 10 * np.log10(np.average(powers[kept], weights=w[kept])) - 10.0
+    kept &= loud > relative
+    return float(-0.691 + 10 * np.log10(np.average(powers[kept], weights=w[kept])))
+
+
+def integrated_lufs(samples: np.ndarray, sample_rate: int = 48_000) -> float:
+    """Integrated loudness of (frames, channels) float audio at 48 kHz; -inf for silence."""
+    return gated_lufs(block_powers(samples, sample_rate))

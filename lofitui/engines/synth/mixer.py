@@ -9,6 +9,8 @@ the track, and the first bar is ready after a few milliseconds.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from lofitui.engines.synth import voices
@@ -23,10 +25,10 @@ from lofitui.engines.synth.dsp import (
     soft_clip,
 )
 from lofitui.engines.synth.prompt import Plan
-from lofitui.engines.synth.texture import Texture
+from lofitui.engines.synth.texture import Texture, droplets, noise_kernel
 
 BUSES = ("keys", "pad", "lead", "bass", "drums")
-LEVELS = {"keys": 0.22, "pad": 0.16, "lead": 0.2, "bass": 0.19, "drums": 0.5}
+LEVELS = {"keys": 0.22, "pad": 0.16, "lead": 0.15, "bass": 0.19, "drums": 0.5}
 SENDS = {"keys": 0.35, "pad": 0.5, "lead": 0.5, "bass": 0.0, "drums": 0.1}
 DRUM_LEVELS = {"kick": 0.8, "snare": 0.8, "rim": 0.6, "hat": 0.6, "open": 0.5}
 TREMOLO = {"rhodes": 0.28, "piano": 0.06, "pad": 0.0}
@@ -45,26 +47,45 @@ def frame_of(seconds: float) -> int:
     return round(seconds * SR)
 
 
+@dataclass(frozen=True)
+class Studio:
+    """What every mixer of one track shares, made once: the kit, the raindrops, and the master
+    convolution (warm low-pass, room, noise colour) with its cached transforms."""
+
+    kit: dict[str, np.ndarray]
+    drops: list[np.ndarray]
+    master: Convolver
+
+    @classmethod
+    def for_plan(cls, plan: Plan) -> Studio:
+        warm = lowpass_kernel(plan.cutoff_hz, 255)
+        room = reverb_ir(plan.rng("room"), 1.5, 5500.0) * 0.5
+        wet = np.stack([np.convolve(room[:, ch], warm) for ch in range(2)], axis=1)
+        noise = np.convolve(noise_kernel(plan.vinyl, plan.rain), warm)
+        return cls(
+            make_kit(plan.rng("kit")), droplets(plan.rng("drops")), Convolver(warm, wet, noise)
+        )
+
+
 class Mixer:
     """Renders the bars of ``arrangement`` in order, starting at bar ``first``."""
 
-    def __init__(self, plan: Plan, arrangement: Arrangement, gain: float, first: int = 0) -> None:
+    def __init__(
+        self, plan: Plan, arrangement: Arrangement, studio: Studio, gain: float, first: int = 0
+    ) -> None:
         self.plan = plan
         self.arrangement = arrangement
         self.gain = gain
         self.total = frame_of(arrangement.duration_s)
-        self.kit = make_kit(plan.rng("kit"))
+        self.kit = studio.kit
         self.pending = np.zeros((len(BUSES), SR * 8, 2), dtype=np.float32)
         self.used = 0  # frames of ``pending`` that hold sound
         self.position = frame_of(arrangement.bars[first].start)
         self.next_bar = first
         self.kicks: list[int] = [-SR * 10]
-        self.texture = Texture(plan.rng("texture"), plan.vinyl, plan.rain)
-        warm = lowpass_kernel(plan.cutoff_hz, 255)
-        room = reverb_ir(plan.rng("room"), 1.5, 5500.0) * 0.5
-        wet = np.stack([np.convolve(room[:, ch], warm) for ch in range(2)], axis=1)
+        self.texture = Texture(plan.rng("texture"), plan.vinyl, plan.rain, studio.drops)
         # One convolution does the master low-pass, the room and the noise's colour at once.
-        self.master = Convolver(warm, wet, np.convolve(self.texture.noise_kernel(), warm))
+        self.master = studio.master.fresh()
         self.wow = WowFlutter(plan.rng("tape"), plan.tape)
         self.tremolo_hz = plan.bpm / 60.0 * 2.0 if plan.bpm < 80 else plan.bpm / 60.0 * 1.5
         self.tremolo = TREMOLO.get(plan.keys, 0.0)
@@ -107,6 +128,10 @@ class Mixer:
 
     def render_bar(self) -> np.ndarray:
         """The next bar (the last one runs to the end of the track), mastered."""
+        return self.finish(*self.render_raw())
+
+    def render_raw(self) -> tuple[int, np.ndarray]:
+        """The next bar before the gain, fades and clipper, and the frame where it starts."""
         bars = self.arrangement.bars
         bar = bars[self.next_bar]
         for note in bar.notes:
@@ -135,16 +160,20 @@ class Mixer:
                 send += part * np.float32(SENDS[name])
         dry += self.texture.sparse(n)
         mixed = self.master.process(dry, send, self.texture.noise(n))
-        out = self.wow.process(mixed) * self.gain
-        self._fade(out)
-        self.position = end
+        start, self.position = self.position, end
+        return start, self.wow.process(mixed)
+
+    def finish(self, start: int, raw: np.ndarray) -> np.ndarray:
+        """A bar from :meth:`render_raw` mastered: gain, the track's fades, the soft clipper."""
+        out = raw * self.gain
+        self._fade(start, out)
         return soft_clip(out).astype(np.float32)
 
-    def _fade(self, out: np.ndarray) -> None:
+    def _fade(self, start: int, out: np.ndarray) -> None:
         fade_from = self.total - FADE_OUT_S * SR
-        if self.position >= FADE_IN_S * SR and self.position + len(out) <= fade_from:
+        if start >= FADE_IN_S * SR and start + len(out) <= fade_from:
             return
-        frames = self.position + np.arange(len(out))
+        frames = start + np.arange(len(out))
         fade_in = np.clip(frames / (FADE_IN_S * SR), 0.0, 1.0)
         left = (self.total - frames) / (FADE_OUT_S * SR)
         fade_out = np.sin(np.clip(left, 0.0, 1.0) * np.pi / 2) ** 2

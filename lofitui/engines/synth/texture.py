@@ -9,26 +9,35 @@ import numpy as np
 from lofitui.engines.synth.dsp import SR, bandpass_kernel, shaped_noise
 
 
-class Texture:
-    """Vinyl at ``vinyl`` and rain at ``rain`` (0 = off, 1 = the usual level)."""
+def noise_kernel(vinyl: float, rain: float) -> np.ndarray:
+    """The steady noise's colour and level: hiss (vinyl) plus the rain's wash and body."""
+    hiss = np.pad(bandpass_kernel(300.0, 5000.0, 127), 192) * 0.012 * vinyl
+    wash = np.pad(bandpass_kernel(400.0, 6000.0, 255), 128) * 0.05 * rain
+    body = bandpass_kernel(80.0, 900.0, 511) * 0.03 * rain
+    return hiss + wash + body
 
-    def __init__(self, rng: np.random.Generator, vinyl: float, rain: float) -> None:
+
+def droplets(rng: np.random.Generator, count: int = 8) -> list[np.ndarray]:
+    """A few raindrop sounds (short bright bursts) that the rain picks from."""
+    t = np.arange(400) / SR
+    return [shaped_noise(rng, 400, 1500.0, 7000.0) * np.exp(-t / 0.002) for _ in range(count)]
+
+
+class Texture:
+    """Vinyl at ``vinyl`` and rain at ``rain`` (0 = off, 1 = the usual level); ``drops`` from
+    :func:`droplets`."""
+
+    def __init__(
+        self, rng: np.random.Generator, vinyl: float, rain: float, drops: list[np.ndarray]
+    ) -> None:
         self.rng = rng
         self.vinyl = vinyl
         self.rain = rain
         self.click = bandpass_kernel(700.0, 9000.0, 63)
-        t = np.arange(400) / SR
-        self.drops = [shaped_noise(rng, 400, 1500.0, 7000.0) * np.exp(-t / 0.002) for _ in range(8)]
+        self.drops = drops
         self.swell_hz = float(rng.uniform(0.04, 0.09))
         self.position = 0
         self.carry = np.zeros((512, 2), dtype=np.float32)
-
-    def noise_kernel(self) -> np.ndarray:
-        """The steady noise's colour and level: hiss (vinyl) plus the rain's wash and body."""
-        hiss = np.pad(bandpass_kernel(300.0, 5000.0, 127), 192) * 0.012 * self.vinyl
-        wash = np.pad(bandpass_kernel(400.0, 6000.0, 255), 128) * 0.05 * self.rain
-        body = bandpass_kernel(80.0, 900.0, 511) * 0.03 * self.rain
-        return hiss + wash + body
 
     def noise(self, n: int) -> np.ndarray:
         """White noise for the steady part, swelling slowly when it rains."""

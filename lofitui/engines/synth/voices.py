@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lofitui.engines.synth.dsp import SR, midi_hz, sine
+from lofitui.engines.synth.dsp import SR, harmonics, midi_hz, sine
 
 RELEASE_S = 0.25
 
@@ -44,24 +44,22 @@ def rhodes(note: float, hold_s: float, velocity: float) -> np.ndarray:
 
 
 def piano(note: float, hold_s: float, velocity: float) -> np.ndarray:
-    """A felt piano: slightly stretched partials, the upper ones softer and shorter, two
-    strings a few cents apart for a slow beating."""
+    """A felt piano: the upper partials softer and shorter, the lowest two doubled by a second
+    string a few cents away for a slow beating."""
     f = midi_hz(note)
     t = _time(hold_s + RELEASE_S * 1.5)
-    out = np.zeros(len(t), dtype=np.float32)
+    count = int(min(8, 12_000 // f))
+    partials = harmonics(f * t, count)
     base_decay = 3.0 * (261.6 / f) ** 0.6
-    for k in range(1, 9):
-        fk = k * f * np.sqrt(1 + 0.0003 * k * k)
-        if fk > 12_000:
-            break
+    out = np.zeros(len(t), dtype=np.float32)
+    for k in range(1, count + 1):
         amp = (0.35 + 0.65 * velocity) ** (k * 0.6) / k**1.4
-        detune = 1.0 + 0.0007 * (k <= 2)
-        strings = sine(fk * t) + sine(fk * detune * t)
-        out += strings * _decay(t, base_decay / (1 + 0.6 * (k - 1))) * np.float32(amp)
+        tone = partials[k - 1] + sine(k * f * 1.0007 * t) if k <= 2 else 2 * partials[k - 1]
+        out += tone * _decay(t, base_decay / (1 + 0.6 * (k - 1))) * np.float32(amp)
     return out * 0.5 * _gate(t, hold_s, 0.004, RELEASE_S * 1.5)
 
 
-def _saw_table(f: float, cutoff_hz: float, size: int = 2048) -> np.ndarray:
+def _saw_table(f: float, cutoff_hz: float, size: int = 4096) -> np.ndarray:
     x = np.arange(size) / size
     table = np.zeros(size)
     for k in range(1, int(min(cutoff_hz, 18_000) / f) + 1):
@@ -79,10 +77,8 @@ def pad(note: float, hold_s: float, velocity: float, phase: float) -> np.ndarray
     size = len(table)
     out = np.zeros(len(t), dtype=np.float32)
     for i, cents in enumerate((-7.0, 0.0, 7.0)):
-        pos = ((f * 2 ** (cents / 1200) * t + phase + i / 3) % 1.0) * size
-        j = pos.astype(np.int64)
-        frac = (pos - j).astype(np.float32)
-        out += table[j] * (1 - frac) + table[(j + 1) % size] * frac
+        cycles = f * 2 ** (cents / 1200) * t + phase + i / 3
+        out += table[((cycles - np.floor(cycles)) * size).astype(np.int64)]
     return out * (0.3 * (0.5 + 0.5 * velocity)) * _gate(t, hold_s, 0.5, release)
 
 
@@ -90,12 +86,12 @@ def guitar(note: float, hold_s: float, velocity: float) -> np.ndarray:
     """A nylon pluck: partials weighted by the plucking point, the high ones dying first."""
     f = midi_hz(note)
     t = _time(hold_s + RELEASE_S)
+    count = int(min(12, 12_000 // f))
+    partials = harmonics(f * t, count)
     out = np.zeros(len(t), dtype=np.float32)
-    for k in range(1, 13):
-        if k * f > 12_000:
-            break
+    for k in range(1, count + 1):
         amp = abs(np.sin(k * np.pi * 0.18)) / k ** (1.2 - 0.3 * velocity)
-        out += sine(k * f * t) * _decay(t, 1.1 / k**0.8) * np.float32(amp)
+        out += partials[k - 1] * _decay(t, 1.1 / k**0.8) * np.float32(amp)
     return out * 0.8 * _gate(t, hold_s, 0.001, RELEASE_S)
 
 
@@ -103,8 +99,8 @@ def bass(note: float, hold_s: float, velocity: float) -> np.ndarray:
     """A round electric bass: fundamental, soft harmonics that fade, gently saturated."""
     f = midi_hz(note)
     t = _time(hold_s + 0.12)
-    cycles = f * t
-    tone = sine(cycles) + (0.3 * sine(2 * cycles) + 0.1 * sine(3 * cycles)) * _decay(t, 0.3)
+    first, second, third = harmonics(f * t, 3)
+    tone = first + (0.3 * second + 0.1 * third) * _decay(t, 0.3)
     env = _decay(t, 1.6) * _gate(t, hold_s, 0.006, 0.12)
     drive = 1.2 + 0.6 * velocity
     return np.tanh(drive * tone * env) / np.float32(np.tanh(drive) / velocity)
