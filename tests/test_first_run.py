@@ -21,6 +21,7 @@ from musicgen_fixture import require_fixture
 
 from lofitui.config import Config, build_settings
 from lofitui.events import JobState, NowPlaying, StationChanged
+from lofitui.models import store
 from lofitui.models.catalog import get_entry
 from lofitui.tui import backend as backend_module
 from lofitui.tui.app import create_app
@@ -120,7 +121,9 @@ async def test_the_download_completes_behind_the_synth_and_hands_over_at_a_bound
 ):
     _serve_fixture_as(fake_hub, "musicgen-small")
     monkeypatch.setattr(backend_module, "open_player", lambda _: (None, "test: silent playback"))
-    settings = build_settings(Config(lookahead=1), {"duration": 5.0, "threads": 1})
+    # no crossfade: a track that plays to its end reaches its full length
+    config = Config(lookahead=1, crossfade=0.0)
+    settings = build_settings(config, {"duration": 5.0, "threads": 1})
     app = create_app(settings, history=PromptHistory())
     seen: list = []
     async with app.run_test(size=(110, 32)) as pilot:
@@ -129,9 +132,17 @@ async def test_the_download_completes_behind_the_synth_and_hands_over_at_a_bound
         scheduler.subscribe(seen.append)
         assert scheduler.station.engine == "synth"
         await _until(lambda: isinstance(app.screen, FirstRunScreen), "the offer")
-        await pilot.press("y")
         status = app.query_one(StatusBar)
-        await _until(lambda: "↓ musicgen-small" in status.download, "progress in the status bar")
+        shown: list[str] = []
+
+        async def sample() -> None:  # what the status bar says, every few milliseconds
+            while True:
+                if not shown or shown[-1] != status.download:
+                    shown.append(status.download)
+                await asyncio.sleep(0.005)
+
+        sampler = asyncio.create_task(sample())
+        await pilot.press("y")
         await _until(lambda: scheduler.station.engine == "musicgen", "the hand-over")
         await _until(
             lambda: (
@@ -139,7 +150,10 @@ async def test_the_download_completes_behind_the_synth_and_hands_over_at_a_bound
             ),
             "the first MusicGen track to play",
         )
+        sampler.cancel()
         assert status.download == ""
+        assert any(t.startswith("↓ musicgen-small") for t in shown), shown
+        assert "↻ preparing musicgen-small" in shown, shown
         changed = [e.station.engine for e in seen if isinstance(e, StationChanged)]
         assert changed[-1] == "musicgen"
         # the synth track before it played to its end: the switch fell on a track boundary
@@ -156,5 +170,7 @@ async def test_the_download_completes_behind_the_synth_and_hands_over_at_a_bound
         reached = max(positions, default=0.0)
         assert reached >= last.request.duration_s - 0.3, f"cut at {reached:.2f} s"
         await pilot.press("q")
-    downloaded = [r.path for r in fake_hub.gets()]
-    assert any(p.endswith("decoder_model.onnx") for p in downloaded)
+    installed = store.model_dir("musicgen-small")
+    fixture = require_fixture()
+    for f in get_entry("musicgen-small").files:
+        assert (installed / f.local).read_bytes() == (fixture / f.local).read_bytes(), f.local

@@ -62,7 +62,7 @@ def shaped_noise(
     rng: np.random.Generator, n: int, lo_hz: float, hi_hz: float, slope: float = 4.0
 ) -> np.ndarray:
     """``n`` samples of noise band-limited to ``lo_hz``..``hi_hz``, unit RMS."""
-    size = max(n, 64)
+    size = fft_size(max(n, 64))
     spectrum = np.fft.rfft(rng.standard_normal(size))
     spectrum *= band(np.fft.rfftfreq(size, 1.0 / SR), lo_hz, hi_hz, slope)
     out = np.fft.irfft(spectrum, size)[:n]
@@ -70,7 +70,7 @@ def shaped_noise(
     return out / rms
 
 
-def _fft_size(n: int) -> int:
+def fft_size(n: int) -> int:
     """The smallest 2^a * 3^b * 5^c >= n: transform sizes numpy's FFT handles fast, within a
     few percent of ``n`` rather than up to twice it."""
     best = 1 << int(np.ceil(np.log2(max(n, 2))))
@@ -117,7 +117,7 @@ class Convolver:
     def process(self, *blocks: np.ndarray) -> np.ndarray:
         n = len(blocks[0])
         taps = len(self.tail) + 1
-        size = _fft_size(n + taps - 1)
+        size = fft_size(n + taps - 1)
         spectra = self._spectrum(size)
         acc = np.fft.rfft(blocks[0].astype(np.float32), size, axis=0) * spectra[0]
         for block, spectrum in zip(blocks[1:], spectra[1:], strict=True):

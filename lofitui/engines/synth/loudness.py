@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from lofitui.engines.synth.dsp import fft_size
+
+RING_OUT = 4096  # frames: the K-weighting filters' response has died away well within this
+
 # The two K-weighting biquads at 48 kHz: a high shelf (head) and a high-pass (RLB).
 _SHELF = (
     (1.53512485958697, -2.69169618940638, 1.19839281085285),
@@ -26,8 +30,11 @@ def _power_response(n: int) -> np.ndarray:
 def k_weighted(samples: np.ndarray) -> np.ndarray:
     """``samples`` (frames, channels) at 48 kHz through the K-weighting magnitude."""
     n = len(samples)
-    spectrum = np.fft.rfft(samples, n, axis=0) * np.sqrt(_power_response(n))[:, None]
-    return np.fft.irfft(spectrum, n, axis=0)
+    # A transform of a fast length (an arbitrary one can be a hundred times slower), padded so
+    # the filters' ring-out does not wrap around onto the start.
+    size = fft_size(n + RING_OUT)
+    spectrum = np.fft.rfft(samples, size, axis=0) * np.sqrt(_power_response(size))[:, None]
+    return np.fft.irfft(spectrum, size, axis=0)[:n]
 
 
 def block_powers(samples: np.ndarray, sample_rate: int = 48_000) -> np.ndarray:
