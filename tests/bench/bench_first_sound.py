@@ -89,14 +89,18 @@ async def enter_key_run(engine: object, model_dir: Path, duration_s: float, time
 
 
 def first_chunks(engine: Any, model_dir: Path, duration_s: float, seed: int) -> list[tuple]:
-    """(seconds after the request, seconds of audio) of a fresh stream's first three chunks."""
+    """(seconds after the request, seconds of audio, CPU seconds this process spent) of a
+    fresh stream's first three chunks. The CPU time hardly depends on what else the machine
+    runs: on an idle machine the wall time is about it divided by the threads."""
     request = station(model_dir, duration_s).request(seed)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     stream = engine.stream(request)
     seen = []
     try:
         for chunk in stream:
-            seen.append((time.perf_counter() - started, chunk.duration_s))
+            seen.append(
+                (time.perf_counter() - started, chunk.duration_s, time.process_time() - cpu)
+            )
             if len(seen) == 3:
                 break
     finally:
@@ -218,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.chunk_runs):
                 seen = first_chunks(engine, model_dir, args.duration, seed=1000 + i)
                 chunk.append(seen[0][0])
-                chunks = ", ".join(f"{at:.2f} s ({audio:.1f} s of audio)" for at, audio in seen)
+                chunks = ", ".join(
+                    f"{at:.2f} s ({audio:.1f} s of audio, {cpu:.2f} CPU s)"
+                    for at, audio, cpu in seen
+                )
                 print(f"chunk run {i + 1}: chunks at {chunks}; {machine_load()}", flush=True)
             for i in range(args.runs):
                 heard, got, generated, playing = asyncio.run(
