@@ -44,7 +44,8 @@ from lofitui.scheduler import (
 )
 
 S = JobState
-STREAM = Station("calm lofi piano", model="tiny", duration_s=10.0)  # ~2 s to generate, 1 s chunks
+# ~2 s to generate, in chunks of 0.3 s growing to 1 s
+STREAM = Station("calm lofi piano", model="tiny", duration_s=10.0)
 
 
 class Events:
