@@ -624,15 +624,12 @@ class MusicGenEngine(EngineBase):
             meter.advance()
             yield position
 
-    def decode_codes(
-        self, codes: np.ndarray, chunk_frames: int | None = None, first_frames: int | None = None
-    ) -> np.ndarray:
+    def decode_codes(self, codes: np.ndarray, chunk_frames: int | None = None) -> np.ndarray:
         """EnCodec: (K, F) codes → mono float32 samples; in one piece, or incrementally in
-        pieces of ``chunk_frames`` (``first_frames`` first) exactly as a stream decodes them."""
+        pieces growing to ``chunk_frames`` exactly as a stream decodes them."""
         if chunk_frames is None:
             return self._encodec_run(codes)
-        first = FIRST_CHUNK_FRAMES if first_frames is None else first_frames
-        return decode_in_chunks(self._encodec_run, codes, self.hop, chunk_frames, first)
+        return decode_in_chunks(self._encodec_run, codes, self.hop, chunk_frames)
 
     @property
     def hop(self) -> int:
