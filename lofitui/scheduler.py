@@ -34,14 +34,20 @@ Rules:
   ``Notice``) and the scheduler moves on; after ``max_failures`` failures in a row it stops
   generating until the station changes or the listener asks to regenerate or clear.
 - **Streaming**: a job's audio reaches the player chunk by chunk as the engine yields it. It is
-  handed over as soon as it can play without running dry: with ``G`` seconds generated at ``r``
-  audio seconds per wall second (this job's average so far), a ``T``-second track starts once
-  ``G >= LEAD_S`` and ``(T - G) / r <= ahead + T - MARGIN_S``, where ``ahead`` is the time until
-  the playhead reaches it (0 when nothing plays). Faster than real time that is ~1 s of audio;
-  slower, it starts later instead of stuttering. The cache and the library only ever see
-  complete tracks: a track is written when its generation ends, and skipping, cancelling or a
-  station change stops its generation and leaves nothing. Saving a track still generating
-  saves it once complete.
+  handed over as soon as it can play without running dry (:func:`can_start`): with ``G``
+  seconds generated of a ``T``-second track at ``r`` audio seconds per wall second, every chunk
+  still to come must be predicted to arrive ``LEAD_S`` before the playhead reaches its start,
+  and the whole track ``MARGIN_S`` before the playhead reaches its end:
+  ``(T - G) / r <= ahead + T - MARGIN_S``, ``ahead`` being the time until the playhead reaches
+  the track (0 when nothing plays). Engines stream chunks of at most ``CHUNK_S``, each at most
+  as long as all the audio before it (MusicGen: 0.3, 0.3, 0.6, 1, 1, ... s), so faster than
+  real time (1.5x or more) a track starts with its first chunk; slower, it starts later instead
+  of stuttering. ``r`` is measured on the engine's progress since its first report, scaled to
+  the track's length, so a track's fixed start-up (encoding the prompt, the first chunk's
+  pipeline) does not count as slowness; the chunks' own pace when an engine reports none.
+  The cache and the library only ever see complete tracks: a track is written when its
+  generation ends, and skipping, cancelling or a station change stops its generation and
+  leaves nothing. Saving a track still generating saves it once complete.
 - **Flow** (``flow=True``, engines with ``continuation_params``): each track is primed with the
   codes of the track before it, so a station plays as one continuous piece (tracks joined by a
   ``FLOW_JOIN_S`` crossfade, 0: gapless); a station change continues the playing track under
@@ -125,11 +131,71 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 JobProgress (and streaming JobChanged) per second per job
-LEAD_S = 1.0  # audio a streamed track needs before it may start
-MARGIN_S = 1.5  # a streamed track is predicted to be complete this long before the playhead ends
+LEAD_S = 0.1  # each streamed chunk is predicted to arrive this long before the playhead needs it
+# A streamed track is predicted to be complete this long before the playhead ends; can_start
+# relies on MARGIN_S >= CHUNK_S + LEAD_S.
+MARGIN_S = 1.5
+CHUNK_S = 1.0  # the longest chunk engines stream (each is also at most the audio before it)
 FLOW_JOIN_S = 0.0  # flow tracks join gaplessly (the measured step at the join is a normal one)
 HISTORY = 20  # finished jobs kept for the queue view
 MAX_FAILURES = 3
+
+
+def can_start(generated_s: float, duration_s: float, rate: float, ahead_s: float = 0.0) -> bool:
+    """The start rule: a track with ``generated_s`` of ``duration_s`` generated at ``rate``
+    audio seconds per wall second can start playing ``ahead_s`` from now without running dry.
+
+    The chunks still to come are taken as long as the engines' bound allows (each at most
+    ``CHUNK_S`` and at most the audio before it); each must be predicted to arrive ``LEAD_S``
+    before the playhead reaches its start, and the last ``MARGIN_S`` before the track's end.
+    """
+    if not (generated_s > 0 and rate > 0):
+        return False
+    if (duration_s - generated_s) / rate > ahead_s + duration_s - MARGIN_S:
+        return False
+    made = generated_s
+    while made < duration_s:
+        chunk = min(CHUNK_S, made, duration_s - made)
+        if (made + chunk - generated_s) / rate + LEAD_S > ahead_s + made:
+            return False
+        if chunk >= CHUNK_S:
+            # From here on the slack is linear in the chunk's start: the tightest chunk is this
+            # one (rate >= 1) or the last, which the MARGIN_S check covers (rate < 1).
+            return True
+        made += chunk
+    return True
+
+
+class _Pace:
+    """How fast a job generates, in audio seconds per wall second (worker thread).
+
+    From the engine's progress since its first report, as a fraction of the track: the prompt's
+    encoding and the pipeline before the first chunk are start-up, not pace. From the chunks
+    (audio over time since the stream began) when the engine reports no progress.
+    """
+
+    def __init__(self, duration_s: float) -> None:
+        self.duration_s = duration_s
+        self._started = time.perf_counter()
+        self._first: tuple[float, int] | None = None  # (time, units done) of the first report
+        self._last: Progress | None = None
+        self._audio_s = 0.0
+
+    def note(self, progress: Progress) -> None:
+        if self._first is None:
+            self._first = (time.perf_counter(), progress.done)
+        self._last = progress
+
+    def chunk(self, seconds: float) -> None:
+        self._audio_s += seconds
+
+    def rate(self) -> float:
+        now = time.perf_counter()
+        first, last = self._first, self._last
+        if first is not None and last is not None and last.total and last.done > first[1]:
+            units_s = (last.done - first[1]) / max(now - first[0], 1e-6)
+            return units_s / last.total * self.duration_s
+        return self._audio_s / max(now - self._started, 1e-6)
 
 
 class _PlayerLike(Protocol):
@@ -182,7 +248,7 @@ class _Job:
         # Streaming (loop thread): chunks so far, how much, how fast, and whether the player has it.
         self.chunks: list[Audio] = []
         self.generated_s = 0.0
-        self.rate: float | None = None  # audio seconds per wall second, this job's average
+        self.rate: float | None = None  # audio seconds per wall second (see _Pace)
         self.complete = False  # generated in full (and cached)
         self.streamed = False  # the player holds it while incomplete: chunks go on to it
         self.codes: np.ndarray | None = None  # the engine's codes once complete (flow)
@@ -769,15 +835,16 @@ class Scheduler:
         loop = self._loop
         assert loop is not None
         started = time.perf_counter()
-        stream = engine.stream(job.request, self._progress_reporter(job), job.cancel)
+        pace = _Pace(job.duration_s)
+        stream = engine.stream(job.request, self._progress_reporter(job, pace), job.cancel)
         chunks: list[Audio] = []
         try:
             for chunk in stream:
                 job.cancel.check()
                 chunks.append(chunk)
-                elapsed = time.perf_counter() - started
+                pace.chunk(chunk.duration_s)
                 with contextlib.suppress(RuntimeError):  # the loop is closing
-                    loop.call_soon_threadsafe(self._on_chunk, job, chunk, elapsed)
+                    loop.call_soon_threadsafe(self._on_chunk, job, chunk, pace.rate())
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
@@ -793,14 +860,14 @@ class Scheduler:
             lane.engine = self._engine_factory(job.station)
         return lane.engine
 
-    def _on_chunk(self, job: _Job, chunk: Audio, elapsed: float) -> None:
+    def _on_chunk(self, job: _Job, chunk: Audio, rate: float) -> None:
         """Loop thread: one more chunk of a generating job; it may now start playing."""
         wanted = job.state in (JobState.GENERATING, JobState.PLAYING)
         if self._closed or job.complete or not wanted:
             return
         job.chunks.append(chunk)
         job.generated_s = min(job.generated_s + chunk.duration_s, job.duration_s)
-        job.rate = job.generated_s / max(elapsed, 1e-6)
+        job.rate = rate
         if job.streamed:
             self._player_call(self._player.append, job.id, chunk)
         now = time.monotonic()
@@ -809,13 +876,15 @@ class Scheduler:
             self._changed(job)
         self._feed_player()
 
-    def _progress_reporter(self, job: _Job) -> Callable[[Progress], None]:
-        """Worker-thread progress callback that forwards at most one update per interval."""
+    def _progress_reporter(self, job: _Job, pace: _Pace) -> Callable[[Progress], None]:
+        """Worker-thread progress callback that forwards at most one update per interval
+        (every update is noted in ``pace``)."""
         loop = self._loop
         assert loop is not None
         last = [0.0]
 
         def report(progress: Progress) -> None:
+            pace.note(progress)
             job.progress = progress
             now = time.monotonic()
             if now - last[0] < PROGRESS_INTERVAL_S and progress.done < progress.total:
@@ -959,7 +1028,7 @@ class Scheduler:
 
     def _can_stream(self, job: _Job, takeover: bool) -> bool:
         """The start rule (module docstring): ``job`` can start now without running dry."""
-        if not job.chunks or job.rate is None or job.generated_s < LEAD_S:
+        if not job.chunks or job.rate is None:
             return False
         if job.generated_s >= job.duration_s:
             return False  # all generated: it is handed whole once cached, moments from now
@@ -969,8 +1038,7 @@ class Scheduler:
             position, duration = self._position
             total = current.duration_s if not current.complete else duration
             ahead = max(0.0, total - position - self._crossfade_s)
-        remaining = job.duration_s - job.generated_s
-        return remaining / job.rate <= ahead + job.duration_s - MARGIN_S
+        return can_start(job.generated_s, job.duration_s, job.rate, ahead)
 
     def _hand(
         self,

@@ -13,17 +13,21 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from musicgen_fixture import require_fixture
 
 from lofitui.audio.types import Audio
 from lofitui.audio.wav import read_wav
 from lofitui.config import Config, load_config
 from lofitui.engines.base import CancelToken, ProgressCallback, TrackRequest
+from lofitui.engines.encodec_stream import EncodecStream
 from lofitui.engines.musicgen import MusicGenEngine
 from lofitui.engines.musicgen_prime import PRIME_PARAM, codes_from_text
 from lofitui.engines.runtime import RuntimeOptions
 from lofitui.library import TrackCache
 from lofitui.scheduler import (
+    CHUNK_S,
     FLOW_JOIN_S,
     LEAD_S,
     MARGIN_S,
@@ -36,10 +40,12 @@ from lofitui.scheduler import (
     SchedulerEvent,
     Station,
     TrackSaved,
+    can_start,
 )
 
 S = JobState
-STREAM = Station("calm lofi piano", model="tiny", duration_s=10.0)  # ~2 s to generate, 1 s chunks
+# ~2 s to generate, in chunks of 0.3 s growing to 1 s
+STREAM = Station("calm lofi piano", model="tiny", duration_s=10.0)
 
 
 class Events:
@@ -70,8 +76,9 @@ async def until(predicate: Callable[[], Any], timeout: float = 20.0, what: str =
 
 
 class Throttled(MusicGenEngine):
-    """The real tiny engine, its chunks delayed: ``delay_s`` before each (``stall`` maps a chunk
-    index to another delay before it). Slower than real time when ``delay_s`` > 1 s per chunk."""
+    """The real tiny engine, its chunks delayed: ``delay_s`` per second of audio before each
+    (``stall`` maps a chunk index to another delay before it). Slower than real time when
+    ``delay_s`` > 1."""
 
     delay_s = 0.0
     stall: dict[int, float] = {}  # noqa: RUF012 - set per test on the class
@@ -83,7 +90,7 @@ class Throttled(MusicGenEngine):
         cancel: CancelToken | None = None,
     ) -> Iterator[Audio]:
         for i, chunk in enumerate(super().stream(request, on_progress, cancel)):
-            deadline = time.monotonic() + self.stall.get(i, self.delay_s)
+            deadline = time.monotonic() + self.stall.get(i, self.delay_s * chunk.duration_s)
             while time.monotonic() < deadline:
                 if cancel is not None:
                     cancel.check()
@@ -132,6 +139,71 @@ def load_throttled(delay_s: float, stall: dict[int, float] | None = None) -> Thr
 
 
 # ---------------------------------------------------------------------------------------------
+# The start rule
+
+
+def musicgen_chunk_ends(duration_s: float) -> list[float]:
+    """Where MusicGen's streamed chunks end (seconds), from the real EncodecStream."""
+    hop, rate = 640, 32000
+    stream = EncodecStream(lambda codes: np.zeros(codes.shape[1] * hop, np.float32), hop)
+    frames = round(duration_s * 50)
+    sizes = [len(c) for f in range(frames) for c in stream.push(np.zeros((4, 1), np.int64))]
+    sizes.append(len(stream.finish()))
+    return [float(x) / rate for x in np.cumsum(sizes)]
+
+
+def test_musicgen_chunks_keep_the_bound_the_start_rule_assumes() -> None:
+    ends = musicgen_chunk_ends(30.0)
+    assert ends[:5] == pytest.approx([0.3, 0.6, 1.2, 2.2, 3.2]) and ends[-1] == 30.0
+    sizes = np.diff([0.0, *ends])
+    later = zip(sizes[1:], ends[:-1], strict=True)
+    assert all(s <= CHUNK_S + 1e-9 and s <= before + 1e-9 for s, before in later)
+    assert MARGIN_S >= CHUNK_S + LEAD_S
+
+
+@pytest.mark.parametrize(
+    ("rate", "starts_at"),
+    [(3.0, 0.3), (1.8, 0.3), (1.5, 0.6), (1.2, 1.2), (1.0, 2.2), (0.9, 5.2), (0.5, 16.2)],
+)
+def test_start_rule_starts_with_the_first_chunk_when_fast_and_later_when_slow(
+    rate: float, starts_at: float
+) -> None:
+    """At 1.8x real time or more a 30 s track starts with its first 0.3 s chunk; slower, after
+    as many chunks as keep every later one ahead of the playhead (and the end MARGIN_S ahead)."""
+    ends = musicgen_chunk_ends(30.0)
+    first = next(g for g in ends if can_start(g, 30.0, rate))
+    assert first == pytest.approx(starts_at)
+
+
+def test_start_rule_counts_the_time_until_the_playhead_gets_there() -> None:
+    assert not can_start(0.3, 30.0, 1.2)
+    assert can_start(0.3, 30.0, 1.2, ahead_s=1.0)  # a track plays for another second first
+    assert not can_start(5.0, 30.0, 0.5, ahead_s=10.0)  # 50 s to go, 10 + 30 - 1.5 to play
+    assert can_start(5.0, 30.0, 0.5, ahead_s=22.0)
+    assert not can_start(0.0, 30.0, 5.0) and not can_start(1.0, 30.0, 0.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rate=st.floats(0.1, 8.0),
+    duration=st.floats(1.0, 90.0),
+    ahead=st.one_of(st.just(0.0), st.floats(0.0, 40.0)),
+)
+def test_a_track_started_by_the_rule_gets_every_chunk_in_time(
+    rate: float, duration: float, ahead: float
+) -> None:
+    """Generated at a steady ``rate``, each of MusicGen's chunks arrives LEAD_S before the
+    playhead reaches it once the rule lets the track start (its shortcuts skip nothing)."""
+    ends = musicgen_chunk_ends(duration)
+    start = next((i for i, g in enumerate(ends) if can_start(g, ends[-1], rate, ahead)), None)
+    if start is None:  # it waits until the track is complete
+        return
+    g = ends[start]
+    for before, end in zip(ends[start:-1], ends[start + 1 :], strict=True):
+        assert (end - g) / rate + LEAD_S <= ahead + before + 1e-9
+
+
+# ---------------------------------------------------------------------------------------------
 # Streaming, silently
 
 
@@ -140,7 +212,10 @@ async def test_playback_starts_long_before_generation_ends(make, tmp_path: Path)
     await until(lambda: s.current is not None, what="the first track plays")
     at, playing = events.first_playing(s.current.id)
     assert playing.generated_s < playing.duration_s, "it plays while it is still generated"
-    assert playing.streaming and playing.generated_s >= LEAD_S
+    assert playing.streaming
+    # The tiny model is ~19x real time: the track is handed over with its first 0.3 s chunk.
+    handed = next(j for _, j in events.jobs(playing.id) if j.handed)
+    assert handed.generated_s == pytest.approx(0.3)
     assert at - asked < 3.0
     job = playing.id
     await until(lambda: s.job(job).path is not None, what="generation ends")
@@ -156,18 +231,20 @@ async def test_playback_starts_long_before_generation_ends(make, tmp_path: Path)
 
 
 async def test_a_slower_than_real_time_engine_starts_late_and_never_buffers(make) -> None:
-    # 1 s chunks every ~2 s (1.8 s delay + generation): r ~ 0.5 (0.4..0.67 under load). A 4 s
-    # track may start once (4 - G) / r <= 4 - MARGIN_S, i.e. with G = 3 s (three chunks, ~6 s
-    # in), and its last chunk comes before the playhead gets there.
+    # 1.8 s of delay per second of audio, plus generation: r ~ 0.5 (0.4..0.67 under load). Its
+    # chunks end at 0.3, 0.6, 1.2, 2.2, 3.2 and 4 s; the 4 s track may start once
+    # (4 - G) / r <= 4 - MARGIN_S, i.e. with G = 3.2 s (five chunks, ~6.5 s in), and its last
+    # chunk comes before the playhead gets there.
     engine = load_throttled(1.8)
     station = Station("slow strings", model="tiny", duration_s=4.0)
     s, events, asked = await make(station, engine=engine)
     await until(lambda: s.current is not None, timeout=30, what="a late start")
     at, playing = events.first_playing(s.current.id)
     r = 0.5
-    predicted = min(g for g in (1.0, 2.0, 3.0, 4.0) if (4.0 - g) / r <= 4.0 - MARGIN_S) / r
-    assert playing.generated_s == pytest.approx(3.0, abs=0.01), "three chunks, not one"
-    assert at - asked == pytest.approx(predicted, abs=1.0)
+    predicted = next(g for g in musicgen_chunk_ends(4.0) if can_start(g, 4.0, r))
+    assert predicted == pytest.approx(3.2)
+    assert playing.generated_s == pytest.approx(predicted, abs=0.01), "five chunks, not one"
+    assert at - asked == pytest.approx(predicted / r, abs=1.0)
     job = playing.id
     await until(lambda: s.job(job).state is S.PLAYED, timeout=30, what="it plays to the end")
     assert not any(e.buffering for e in events.of(NowPlaying)), "no underrun"

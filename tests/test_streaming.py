@@ -20,7 +20,7 @@ from lofitui.audio.types import Audio
 from lofitui.engines.acestep import TILE_FRAMES, AceStepEngine
 from lofitui.engines.base import CancelToken, TrackRequest
 from lofitui.engines.encodec_stream import (
-    CHUNK_FRAMES,
+    FIRST_CHUNK_FRAMES,
     RIGHT_CONTEXT_FRAMES,
     EncodecStream,
     decode_in_chunks,
@@ -36,8 +36,11 @@ CPU = RuntimeOptions(device="cpu", threads=1)
 RATE = 32000
 HOP = 640
 K = 4
-# The first chunk needs CHUNK_FRAMES + RIGHT_CONTEXT_FRAMES complete frames: K - 1 steps more.
-FIRST_CHUNK_STEPS = CHUNK_FRAMES + RIGHT_CONTEXT_FRAMES + K - 1
+# The first chunk needs FIRST_CHUNK_FRAMES + RIGHT_CONTEXT_FRAMES complete frames: K - 1 steps
+# more (20 + 3 = 23 steps, against 61 for a whole second).
+FIRST_CHUNK_STEPS = FIRST_CHUNK_FRAMES + RIGHT_CONTEXT_FRAMES + K - 1
+# Chunk lengths in samples: 0.3 s, then each as long as all before it, up to 1 s.
+RAMP = [FIRST_CHUNK_FRAMES * HOP, FIRST_CHUNK_FRAMES * HOP, 2 * FIRST_CHUNK_FRAMES * HOP]
 GREEDY = {"top_k": 1}
 
 
@@ -86,69 +89,95 @@ def test_fixture_encodec_codebooks_are_random(engine: MusicGenEngine) -> None:
     assert np.abs(a - b).max() > 1e-2
 
 
-@pytest.mark.parametrize("chunk", [7, 50, 120])
-def test_incremental_encodec_equals_one_piece(engine: MusicGenEngine, chunk: int) -> None:
-    codes = np.random.default_rng(chunk).integers(0, 2048, size=(K, 333))
+@pytest.mark.parametrize(
+    ("chunk", "first", "sizes"),
+    [
+        (7, 15, [7] * 46),  # a first chunk longer than the steady one is cut to it
+        (50, 15, [15, 15, 30, 50, 50, 50, 50, 50]),
+        (120, 15, [15, 15, 30, 60, 120]),
+        (50, 1, [1, 1, 2, 4, 8, 16, 32, 50, 50, 50, 50, 50]),  # one frame: the shortest seams
+        (50, 50, [50] * 6),  # no ramp: the former 1 s chunks
+    ],
+)
+def test_incremental_encodec_equals_one_piece(
+    engine: MusicGenEngine, chunk: int, first: int, sizes: list[int]
+) -> None:
+    codes = np.random.default_rng(chunk + first).integers(0, 2048, size=(K, 333))
     whole = engine.decode_codes(codes)
-    stream = EncodecStream(engine._encodec_run, HOP, chunk=chunk)
+    stream = EncodecStream(engine._encodec_run, HOP, chunk=chunk, first=first)
     chunks = []
     for start in range(0, codes.shape[1], 13):  # frames arrive in uneven blocks
         chunks += stream.push(codes[:, start : start + 13])
-    assert all(len(c) == chunk * HOP for c in chunks)
+    assert [len(c) // HOP for c in chunks] == sizes
     chunks.append(stream.finish())
     _assert_seamless(chunks, whole)
     np.testing.assert_array_equal(
-        decode_in_chunks(engine._encodec_run, codes, HOP, chunk), np.concatenate(chunks)
+        decode_in_chunks(engine._encodec_run, codes, HOP, chunk, first), np.concatenate(chunks)
     )
 
 
-def test_stream_yields_one_second_chunks_that_join_into_generate(engine: MusicGenEngine) -> None:
+def test_encodec_right_reach_is_within_the_right_context(engine: MusicGenEngine) -> None:
+    """Cutting the codes changes only the samples of the last 4 frames (the convolutions'
+    reach, the same for every MusicGen size): RIGHT_CONTEXT_FRAMES covers it with one spare."""
+    codes = np.random.default_rng(4).integers(0, 2048, size=(K, 120))
+    whole = engine.decode_codes(codes)
+    for cut in (40, 77, 100):
+        part = engine.decode_codes(codes[:, :cut])
+        changed = np.nonzero(np.abs(part - whole[: len(part)]) > SEAM_ATOL)[0]
+        reach = cut - changed[0] // HOP
+        assert reach == 4 < RIGHT_CONTEXT_FRAMES
+
+
+def test_stream_yields_growing_chunks_that_join_into_generate(engine: MusicGenEngine) -> None:
     request = TrackRequest("lofi beat", duration_s=5.3, seed=3)
     progress: list[int] = [0]
     stream = engine.stream(request, on_progress=lambda p: progress.append(p.done))
     chunks, seen_at = _collect(stream, progress)
     total = progress[-1]
-    assert [len(c) for c in chunks] == [RATE] * 5 + [round(0.3 * RATE)]
-    # The first chunk arrives after 61 of 268 steps, long before generation ends.
+    assert [len(c) for c in chunks] == [*RAMP, RATE, RATE, RATE, RATE, round(0.1 * RATE)]
+    # The first chunk arrives after 23 of 268 steps, each next one as soon as its frames are.
     assert seen_at[0] == FIRST_CHUNK_STEPS < total == 265 + K - 1
-    assert seen_at[1] == FIRST_CHUNK_STEPS + CHUNK_FRAMES
+    ends = np.cumsum([len(c) // HOP for c in chunks[:-1]])
+    assert seen_at[:-1] == [end + RIGHT_CONTEXT_FRAMES + K - 1 for end in ends]
     assert stream.codes is not None and stream.codes.shape == (K, 265)
     _assert_seamless(chunks, engine.decode_codes(stream.codes))
     np.testing.assert_array_equal(np.concatenate(chunks), engine.generate(request).samples[:, 0])
 
 
-def test_fast_path_streams_and_keeps_encodec_only_while_streaming(fast: MusicGenEngine) -> None:
-    assert not fast._encodec.resident and fast._encodec._session is None
+def test_fast_path_streams_on_sessions_that_stay_loaded(fast: MusicGenEngine) -> None:
+    sessions = (fast._text, fast._encodec, fast._decoder._cross)
     progress: list[int] = [0]
     stream = fast.stream(TrackRequest("piano", 2.5, seed=5), lambda p: progress.append(p.done))
-    chunks, held = [], []
-    for chunk in stream:
-        held.append(fast._encodec._session is not None)
-        chunks.append(chunk.samples[:, 0])
-    # One EnCodec session for the whole track, released once its last chunk is decoded.
-    assert held == [True, True, False] and fast._encodec._session is None
-    assert [len(c) for c in chunks] == [RATE, RATE, RATE // 2]
+    chunks, seen_at = _collect(stream, progress)
+    assert [len(c) for c in chunks] == [*RAMP, RATE, FIRST_CHUNK_FRAMES * HOP]
+    assert seen_at[0] == FIRST_CHUNK_STEPS
     _assert_seamless(chunks, fast.decode_codes(stream.codes))
+    # The same sessions serve every track; only the track's decoder cache is given back.
+    assert (fast._text, fast._encodec, fast._decoder._cross) == sessions
+    assert fast._decoder._binding is None and fast._decoder._buffers == []
 
 
 def test_cancel_mid_stream_raises_and_yields_nothing_more(fast: MusicGenEngine) -> None:
     cancel = CancelToken()
     stream = fast.stream(TrackRequest("jazz", 4.0, seed=1), cancel=cancel)
     first = next(stream)
-    assert first.frames == RATE
+    assert first.frames == FIRST_CHUNK_FRAMES * HOP
     cancel.cancel()
     with pytest.raises(Cancelled):
         next(stream)
     with pytest.raises(StopIteration):
         next(stream)
-    assert fast._encodec._session is None
+    # Nothing of the cancelled track stays: the next one is what a fresh stream makes.
+    assert fast._decoder._binding is None and fast._decoder._buffers == []
+    again = np.concatenate([c.samples for c in fast.stream(TrackRequest("jazz", 1.0, seed=1))])
+    np.testing.assert_array_equal(again, fast.generate(TrackRequest("jazz", 1.0, seed=1)).samples)
 
 
 def test_closing_a_stream_early_frees_the_decoder(fast: MusicGenEngine) -> None:
     stream = fast.stream(TrackRequest("rain", 3.0, seed=2))
     next(stream)
     stream.close()
-    assert fast._encodec._session is None and fast._decoder._binding is None
+    assert fast._decoder._binding is None and fast._decoder._buffers == []
     assert stream.codes is None
 
 
@@ -161,8 +190,9 @@ def test_windowed_continuation_streams_across_window_boundaries(engine: MusicGen
     )
     chunks, seen_at = _collect(stream, progress)
     first_window_steps = 100 + K - 1
-    assert [len(c) for c in chunks] == [RATE] * 4
-    assert seen_at[0] < first_window_steps < seen_at[1] < seen_at[2] < progress[-1]
+    assert [len(c) for c in chunks] == [*RAMP, RATE, RATE, round(0.8 * RATE)]
+    # The 4th chunk (frames 60..110) needs frames of the second window.
+    assert seen_at[2] < first_window_steps < seen_at[3] < seen_at[4] < progress[-1]
     params = SamplingParams(top_k=20, temperature=1.0, guidance=3.0)
     codes = engine.generate_codes("drums", 200, params, seed=5, window_frames=100, stride_frames=60)
     np.testing.assert_array_equal(stream.codes, codes)

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import onnxruntime as ort
 
-from lofitui.engines.runtime import OnDemandSession, RuntimeOptions, input_dtype, load_session
+from lofitui.engines.runtime import RuntimeOptions, input_dtype, load_session
 from lofitui.errors import ModelError
 
 _PAST = re.compile(r"^past_key_values\.(\d+)\.(decoder|encoder)\.(key|value)$")
@@ -225,9 +225,7 @@ class FastDecoder:
     copying the whole cache; cross-attention keys/values are computed once per track.
     """
 
-    def __init__(
-        self, step: Path, cross: Path, options: RuntimeOptions, *, resident_cross: bool = True
-    ) -> None:
+    def __init__(self, step: Path, cross: Path, options: RuntimeOptions) -> None:
         self._session = load_session(
             step,
             options,
@@ -241,12 +239,12 @@ class FastDecoder:
             ),
             outputs=("logits", "present_key_0"),
         )
-        self._cross = OnDemandSession(
+        self._cross = load_session(
             cross,
             options,
             inputs=("encoder_hidden_states", "encoder_attention_mask"),
             outputs=("cross_key_t_0", "cross_value_0"),
-            resident=resident_cross,
+            arena=False,
         )
         shapes = {a.name: a.shape for a in self._session.get_inputs()}
         layers = sum(1 for name in shapes if name.startswith("past_key_"))
@@ -259,7 +257,7 @@ class FastDecoder:
                 f"{step} lacks its max_positions metadata: rebuild it with `lofi models optimize`"
             )
         self._positions = int(meta["max_positions"])
-        self._cross_names = self._cross.output_names
+        self._cross_names = [o.name for o in self._cross.get_outputs()]
         self._buffers: list[ort.OrtValue] = []
         self._binding: ort.IOBinding | None = None
         self._pos = 0

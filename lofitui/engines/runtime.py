@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,60 +136,6 @@ def input_dtype(session: ort.InferenceSession, name: str) -> np.dtype:
     raise KeyError(name)
 
 
-def active_device(session: ort.InferenceSession | OnDemandSession) -> str:
-    provider = (
-        session.providers if isinstance(session, OnDemandSession) else session.get_providers()
-    )[0]
+def active_device(session: ort.InferenceSession) -> str:
+    provider = session.get_providers()[0]
     return next((name for name, p in DEVICE_PROVIDERS.items() if p == provider), provider)
-
-
-class OnDemandSession:
-    """A session for a graph run once per track, optionally dropped between tracks.
-
-    With ``resident=False`` the weights (the T5 encoder alone is 440 MB for musicgen-small) leave
-    memory after each use and are read again, in well under a second, by the next track.
-    The file is checked when this object is made, so a broken model still fails at load time.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        options: RuntimeOptions,
-        *,
-        inputs: Iterable[str] = (),
-        outputs: Iterable[str] = (),
-        resident: bool = True,
-    ) -> None:
-        self._args = (path, options, tuple(inputs), tuple(outputs))
-        self.resident = resident
-        self._session: ort.InferenceSession | None = self._load()
-        self.providers = self._session.get_providers()
-        self.input_names = [i.name for i in self._session.get_inputs()]
-        self.output_names = [o.name for o in self._session.get_outputs()]
-        if not resident:
-            self._session = None
-
-    def _load(self) -> ort.InferenceSession:
-        path, options, inputs, outputs = self._args
-        return load_session(path, options, inputs=inputs, outputs=outputs, arena=False)
-
-    def run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        session = self._session or self._load()
-        try:
-            return session.run(names, feed)
-        finally:
-            self._session = session if self.resident else None
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        """Keep the session loaded for a block of runs (one track's streamed decodes)."""
-        if self.resident:
-            yield
-            return
-        self._session = self._load()
-        self.resident = True
-        try:
-            yield
-        finally:
-            self.resident = False
-            self._session = None

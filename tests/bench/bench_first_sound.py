@@ -4,17 +4,22 @@ Run by hand (never in CI), from the repository root, with pulseaudio, pulseaudio
 and tmux installed::
 
     PYTHONPATH=. python tests/bench/bench_first_sound.py [--model DIR] [--duration 30]
-        [--threads 2] [--runs 1] [--cold-runs 1]
+        [--threads 2] [--chunk-runs 3] [--runs 1] [--cold-runs 1]
 
 Both measurements play into a private PulseAudio null sink (tests/soundserver.py) and look for
 the first sample above -60 dBFS in a recording of its monitor (parec), clocked against the wall
 clock (see ``streambench.Monitor``):
 
+- **First chunk** (``--chunk-runs``): on the loaded engine, from ``engine.stream(request)`` to
+  its first three chunks (a new seed each run, the stream closed after the third). This is the
+  figure the model's speed does not hide: slower than real time, the start rule rightly waits
+  longer before playing, but the first chunk is still there this soon. Also printed: the
+  process's memory (VmRSS after loading, VmHWM at the end), the sessions being resident.
 - **Enter key** (``--runs``): the model is loaded and a real scheduler + player are running on an
   empty track cache before the clock starts; t0 is ``scheduler.set_station(...)`` (what Enter
-  on a prompt calls). Also printed: when the first track's generation completed and when the
-  scheduler reported it playing. The first run in the process is the honest "first Enter"; later
-  runs are warm.
+  on a prompt calls). Also printed: when the scheduler got the first chunk, when the first
+  track's generation completed and when the scheduler reported it playing. The first run in the
+  process is the honest "first Enter"; later runs are warm.
 - **Cold start** (``--cold-runs``): ``python -m lofitui --model DIR`` launched in a real
   terminal (tmux) with empty XDG dirs (so an empty cache), the model already on disk; t0 is the
   launch. It plays the config's first prompt at once.
@@ -36,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from capture_analysis import AUDIBLE_DBFS
 from streambench import (
@@ -51,12 +57,22 @@ from streambench import (
 
 
 async def enter_key_run(engine: object, model_dir: Path, duration_s: float, timeout_s: float):
-    """One Enter-key measurement: (first sound, generation complete, reported playing) - t0."""
+    """One Enter-key measurement, in seconds after t0: first sound, first chunk at the
+    scheduler, generation complete, reported playing (None: not seen)."""
+    from lofitui.events import JobChanged
+
     workdir = Path(tempfile.mkdtemp(prefix="lofi-bench-first-"))
+    first_chunk: list[float] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, JobChanged) and event.job.generated_s > 0 and not first_chunk:
+            first_chunk.append(time.monotonic())
+
     try:
         with Monitor(workdir) as monitor:
             async with running_scheduler(engine) as rig:
                 log = rig.log
+                rig.scheduler.subscribe(on_event)
                 await asyncio.sleep(0.5)  # the player's stream is up and idle
                 t0 = time.monotonic()
                 rig.scheduler.set_station(station(model_dir, duration_s))
@@ -64,13 +80,42 @@ async def enter_key_run(engine: object, model_dir: Path, duration_s: float, time
                 first = next(iter(log.jobs.values()), None)
                 generated = first.generated if first else None
                 playing = log.first_playing
-        return (
-            heard - t0,
-            generated - t0 if generated is not None else None,
-            playing - t0 if playing is not None else None,
+        return tuple(
+            t - t0 if t is not None else None
+            for t in (heard, first_chunk[0] if first_chunk else None, generated, playing)
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def first_chunks(engine: Any, model_dir: Path, duration_s: float, seed: int) -> list[tuple]:
+    """(seconds after the request, seconds of audio, CPU seconds this process spent) of a
+    fresh stream's first three chunks. The CPU time hardly depends on what else the machine
+    runs: on an idle machine the wall time is about it divided by the threads."""
+    request = station(model_dir, duration_s).request(seed)
+    started, cpu = time.perf_counter(), time.process_time()
+    stream = engine.stream(request)
+    seen = []
+    try:
+        for chunk in stream:
+            seen.append(
+                (time.perf_counter() - started, chunk.duration_s, time.process_time() - cpu)
+            )
+            if len(seen) == 3:
+                break
+    finally:
+        stream.close()
+    return seen
+
+
+def memory() -> dict[str, int]:
+    """This process's VmRSS and VmHWM (peak), in MB."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) // 1024
+    return fields
 
 
 def cold_start_run(model_dir: Path, duration_s: float, threads: int, timeout_s: float) -> float:
@@ -143,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="MusicGen directory")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per track")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
+    parser.add_argument("--chunk-runs", type=int, default=3, help="first-chunk measurements")
     parser.add_argument("--runs", type=int, default=1, help="Enter-key measurements")
     parser.add_argument("--cold-runs", type=int, default=1, help="cold-start measurements")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait per run")
@@ -151,32 +197,51 @@ def main(argv: list[str] | None = None) -> int:
     if not (model_dir / "config.json").is_file():
         print(f"bench_first_sound: no MusicGen model in {model_dir}", file=sys.stderr)
         return 2
-    if args.runs < 0 or args.cold_runs < 0 or args.duration <= 0 or args.threads < 0:
-        print("bench_first_sound: --runs, --duration, --threads must be >= 0", file=sys.stderr)
+    counts = (args.chunk_runs, args.runs, args.cold_runs, args.threads)
+    if min(counts) < 0 or args.duration <= 0:
+        print(
+            "bench_first_sound: --chunk-runs, --runs, --cold-runs, --threads must be >= 0 and "
+            "--duration > 0",
+            file=sys.stderr,
+        )
         return 2
 
     print(f"model {model_dir}, {args.duration:g} s tracks, {args.threads} threads")
     print(f"before: {machine_load()}")
+    chunk: list[float] = []
     enter: list[float] = []
     cold: list[float] = []
     with sound_server():
-        if args.runs:
+        if args.runs or args.chunk_runs:
             started = time.perf_counter()
             engine = open_model(model_dir, args.threads)
-            print(f"model loaded in {time.perf_counter() - started:.1f} s (before the clock)")
+            print(
+                f"model loaded in {time.perf_counter() - started:.1f} s (before the clock); "
+                f"memory {memory()} MB"
+            )
+            for i in range(args.chunk_runs):
+                seen = first_chunks(engine, model_dir, args.duration, seed=1000 + i)
+                chunk.append(seen[0][0])
+                chunks = ", ".join(
+                    f"{at:.2f} s ({audio:.1f} s of audio, {cpu:.2f} CPU s)"
+                    for at, audio, cpu in seen
+                )
+                print(f"chunk run {i + 1}: chunks at {chunks}; {machine_load()}", flush=True)
             for i in range(args.runs):
-                heard, generated, playing = asyncio.run(
+                heard, got, generated, playing = asyncio.run(
                     enter_key_run(engine, model_dir, args.duration, args.timeout)
                 )
                 enter.append(heard)
-                gen = f"{generated:.2f} s" if generated is not None else "not seen"
-                play = f"{playing:.2f} s" if playing is not None else "not seen"
+                seen = [
+                    f"{t:.2f} s" if t is not None else "not seen" for t in (got, generated, playing)
+                ]
                 print(
-                    f"Enter run {i + 1}: first sound {heard:.2f} s after Enter "
-                    f"(first track generated at {gen}, reported playing at {play}); "
+                    f"Enter run {i + 1}: first sound {heard:.2f} s after Enter (first chunk at "
+                    f"{seen[0]}, track generated at {seen[1]}, reported playing at {seen[2]}); "
                     f"{machine_load()}",
                     flush=True,
                 )
+            print(f"memory {memory()} MB")
             del engine
         for i in range(args.cold_runs):
             seconds = cold_start_run(model_dir, args.duration, args.threads, args.timeout)
@@ -186,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{machine_load()}",
                 flush=True,
             )
+    print(summary("request to first chunk (engine)", chunk))
     print(summary("time to first sound from Enter", enter))
     print(summary("cold start (launch to first sound)", cold))
     print(f"after: {machine_load()}")
