@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 from musicgen_fixture import flat_copy, reference
 
-from lofitui.convert.formats import DEFAULT_FAST_QUANT, FAST_QUANTS
-from lofitui.convert.musicgen_fast import extract_weights, sinusoidal_table
+from lofitui.convert.formats import DEFAULT_FAST_QUANT, FAST_QUANTS, int8_cache
+from lofitui.convert.kv_cache import KVScales, calibrate, encode_prompts, quantize_cache
+from lofitui.convert.musicgen_fast import (
+    build_step_graph,
+    extract_weights,
+    quantize_model,
+    sinusoidal_table,
+)
 from lofitui.engines.base import TrackRequest
 from lofitui.engines.musicgen import MusicGenEngine, SamplingParams
 from lofitui.engines.runtime import RuntimeOptions
@@ -22,8 +28,8 @@ from lofitui.models.optimize import has_fast_decoder, optimize_musicgen
 
 CPU = RuntimeOptions(device="cpu", threads=1)
 # Stated error bounds of the quantized variants against fp32 on the tiny fixture's weights
-# (measured: q4 0.042, int8 0.0047, q8 0.0037 on logits within ±0.42).
-QUANT_ATOL = {"fp32": 1e-4, "q8": 0.02, "int8": 0.02, "q4": 0.1}
+# (measured: q4 0.042, int8 0.0047, q8 0.0037, q8kv 0.0038, q4kv 0.042 on logits within ±0.42).
+QUANT_ATOL = {"fp32": 1e-4, "q8": 0.02, "q8kv": 0.02, "int8": 0.02, "q4": 0.1, "q4kv": 0.1}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +58,7 @@ def test_fast_logits_match_transformers(model_dir: Path, quant: str) -> None:
     err = np.abs(got - want).max()
     agree = (got.argmax(-1) == want.argmax(-1)).mean()
     assert err < QUANT_ATOL[quant], f"{quant}: max logit error {err:.3g}"
+    assert engine._decoder.layout.dtype == (np.int8 if int8_cache(quant) else np.float32)
     if quant == "fp32":
         assert agree == 1.0
     else:
@@ -89,8 +96,9 @@ def test_fast_and_exact_sample_the_same_track(model_dir: Path) -> None:
     )
 
 
-def test_fast_windows_continue_long_tracks(model_dir: Path) -> None:
-    engine = MusicGenEngine.load(model_dir, CPU, decoder="fast", fast_quant="q4")
+@pytest.mark.parametrize("quant", ["q4", "q8kv"])
+def test_fast_windows_continue_long_tracks(model_dir: Path, quant: str) -> None:
+    engine = MusicGenEngine.load(model_dir, CPU, decoder="fast", fast_quant=quant)
     params = SamplingParams(top_k=20, temperature=1.0, guidance=3.0)
     codes = engine.generate_codes("drums", 90, params, seed=2, window_frames=40, stride_frames=25)
     assert codes.shape == (4, 90)
@@ -162,3 +170,72 @@ def test_optimize_refuses_a_graph_that_is_not_a_musicgen_decoder(tmp_path: Path)
     )
     assert result.returncode == 2 and result.stderr.startswith("lofi: error:")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_int8_cache_holds_int8_and_tracks_the_fp32_cache(model_dir: Path) -> None:
+    """The q8kv graph keeps an int8 cache (a quarter of the bytes) and, prefilled or stepped,
+    stays as close to transformers as the fp32-cache q8 graph (same weights: within 2e-3)."""
+    ref = reference()
+    kv = MusicGenEngine.load(model_dir, CPU, decoder="fast", fast_quant="q8kv")
+    plain = MusicGenEngine.load(model_dir, CPU, decoder="fast", fast_quant="q8")
+    stepped = _step_logits(kv)
+    assert all(b.data_type() == "tensor(int8)" for b in kv._decoder._buffers)
+    assert kv.describe()["dtype"] == "int8"
+    np.testing.assert_allclose(stepped, _step_logits(plain), atol=2e-3)
+    ids, hs, mask = (
+        ref["step_input_ids"],
+        ref["encoder_hidden_states"],
+        ref["encoder_attention_mask"],
+    )
+    np.testing.assert_allclose(kv._decoder.start(ids, hs, mask), stepped[-1], atol=2e-3)
+
+
+def test_calibration_gives_per_channel_scales_that_matter(tmp_path: Path) -> None:
+    """Calibration: seeded, one scale per layer, head and channel; the built scales keep the
+    logits near the fp32-cache graph, and scales 100x too small visibly do not (they matter)."""
+    from musicgen_fixture import require_fixture
+
+    from lofitui.convert.musicgen_fast import save_model
+
+    src = require_fixture()
+    weights = extract_weights(src / "decoder_model.onnx")
+    heads = 3  # the tiny fixture's config
+    root = flat_copy(tmp_path / "m")
+    optimize_musicgen(root, "q8")
+    step = quantize_model(build_step_graph(weights, heads, 64), "q8")
+    hidden, mask = encode_prompts(src / "text_encoder.onnx", src / "tokenizer.json", ("piano",))
+    assert hidden.shape[0] == 2 and not hidden[1].any() and not mask[1].any()  # the CFG pair
+    run = {"codebooks": len(weights.embeds), "pad_token": weights.embeds[0].shape[0] - 1}
+    cross = root / "decoder_cross_kv.onnx"
+    scales = calibrate(step.SerializeToString(), cross, hidden, mask, steps=12, **run)
+    again = calibrate(step.SerializeToString(), cross, hidden, mask, steps=12, **run)
+    assert len(scales.key) == len(scales.value) == weights.layers
+    for a, b in zip(scales.key + scales.value, again.key + again.value, strict=True):
+        assert a.shape == (1, heads, 1, 8) and (a > 0).all()
+        np.testing.assert_array_equal(a, b)  # the same weights build the same file
+    plain = _step_logits(MusicGenEngine.load(root, CPU, decoder="fast", fast_quant="q8"))
+    errors = []
+    for factor in (1, 100):
+        shrunk = KVScales([s / factor for s in scales.key], [s / factor for s in scales.value])
+        graph = quantize_model(build_step_graph(weights, heads, 64), "q8")
+        save_model(quantize_cache(graph, shrunk), root / "decoder_fast_q8kv.onnx")
+        got = _step_logits(MusicGenEngine.load(root, CPU, decoder="fast", fast_quant="q8kv"))
+        assert np.isfinite(got).all()
+        errors.append(np.abs(got - plain).max())
+    assert errors[0] < 2e-3 and errors[1] > 5 * errors[0], errors
+    with pytest.raises(ValueError, match="scales"):
+        quantize_cache(build_step_graph(weights, heads, 64), KVScales(scales.key[:1], []))
+
+
+def test_quantized_builds_leave_no_fp32_graph_behind(tmp_path: Path) -> None:
+    """An int8 or q8kv build writes its own file and the cross graph, nothing else."""
+    root = flat_copy(tmp_path / "m")
+    before = {p.name for p in root.iterdir()}
+    for quant in ("int8", "q8kv"):
+        optimize_musicgen(root, quant)
+    after = {p.name for p in root.iterdir()}
+    assert after - before == {
+        "decoder_fast_int8.onnx",
+        "decoder_fast_q8kv.onnx",
+        "decoder_cross_kv.onnx",
+    }

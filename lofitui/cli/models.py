@@ -90,8 +90,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--quant",
         default=DEFAULT_FAST_QUANT,
         choices=FAST_QUANTS,
-        help="weights of the fast decoder: q8 (8-bit blocks, default), int8 (dynamic), "
-        "q4 (4-bit: smallest), or fp32 (exact)",
+        help="weights of the fast decoder: q8 (8-bit blocks), int8 (dynamic), q4 (4-bit: "
+        "smallest), or fp32 (exact); q8kv (default) and q4kv add an int8 attention cache",
     )
     return parser
 

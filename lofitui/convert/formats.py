@@ -10,11 +10,16 @@ FAST_DECODER = "decoder_fast.onnx"
 CROSS_KV = "decoder_cross_kv.onnx"
 # Preference order when several were built. q8 (8-bit blocks of 128, MatMulNBits with int8
 # activations: VNNI/AMX kernels) beats int8 dynamic quantization in both speed and logit error on
-# AVX-512 CPUs; q4 halves the weight bytes again but moves logits ~8x further from fp32.
-FAST_QUANTS = ("q8", "int8", "q4", "fp32")
-DEFAULT_FAST_QUANT = "q8"
-# The onnxruntime (major, minor) whose CPU kernels run a quantization (8-bit MatMulNBits: 1.22).
-NBITS_MIN_ORT = {"q8": (1, 22)}
+# AVX-512 CPUs; q4 halves the weight bytes again but moves logits ~8x further from fp32. A "kv"
+# suffix adds an int8 self-attention cache (scales calibrated at build time: convert.kv_cache):
+# a quarter of the cache bytes per step at the same logit error as q8 (README, "Speed").
+FAST_QUANTS = ("q8kv", "q8", "int8", "q4kv", "q4", "fp32")
+DEFAULT_FAST_QUANT = "q8kv"
+# What an older onnxruntime builds instead of the default, in order (int8 needs no new kernel).
+FAST_FALLBACKS = ("q8", "int8")
+# The onnxruntime (major, minor) whose CPU kernels run a quantization (8-bit MatMulNBits: 1.22;
+# GroupQueryAttention's int8 cache on the CPU: the oldest release verified here, 1.32).
+NBITS_MIN_ORT = {"q8": (1, 22), "q8kv": (1, 32), "q4kv": (1, 32)}
 
 # ACE-Step: the model directory written by convert.acestep, described by its config file.
 ACESTEP_CONFIG_NAME = "acestep.json"
@@ -23,6 +28,16 @@ ACESTEP_FORMAT_VERSION = 1
 
 # The optional extra the ACE-Step exporter needs (torch, diffusers, transformers, onnxscript).
 EXPORT_EXTRA_HINT = "pip install -e '.[export-acestep]'"
+
+
+def weight_quant(quant: str) -> str:
+    """The weight quantization of a fast-decoder id ("q8kv" → "q8")."""
+    return quant.removesuffix("kv")
+
+
+def int8_cache(quant: str) -> bool:
+    """Whether the fast decoder ``quant`` keeps its self-attention cache in int8."""
+    return quant.endswith("kv")
 
 
 def fast_file_name(quant: str) -> str:

@@ -12,7 +12,9 @@ weights but:
 - packs q/k/v into one MatMul and fuses each residual Add with the LayerNorm after it
   (``SkipLayerNormalization``): 560 nodes a step for musicgen-small instead of 817;
 - optionally stores the matrices as 8- or 4-bit blocks (``MatMulNBits``) or dynamic int8,
-  cutting the weight traffic that bounds a step on the CPU.
+  cutting the weight traffic that bounds a step on the CPU;
+- optionally keeps the self-attention cache in int8 with scales calibrated here
+  (``convert.kv_cache``): the other cost of a step, growing with the position.
 
 Weights are found by the module paths optimum writes into node names
 (``/decoder/model/decoder/layers.3/self_attn/q_proj/MatMul``), so any MusicGen export in that
@@ -23,14 +25,24 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lofitui.atomic import atomic_path
-from lofitui.convert.formats import CROSS_KV, FAST_QUANTS, NBITS_MIN_ORT, fast_file_name
+from lofitui.convert.formats import (
+    CROSS_KV,
+    FAST_QUANTS,
+    NBITS_MIN_ORT,
+    fast_file_name,
+    int8_cache,
+    weight_quant,
+)
+from lofitui.convert.kv_cache import calibrate, encode_prompts, quantize_cache
 from lofitui.errors import ModelError
 
 _LINEAR = re.compile(
@@ -453,8 +465,16 @@ def build_fast_decoder(
     max_positions: int,
     quant: str = "int8",
     on_stage: Callable[[str], None] | None = None,
+    *,
+    text_encoder: Path | None = None,
+    tokenizer: Path | None = None,
 ) -> Path:
-    """Write ``decoder_fast[-quant].onnx`` and ``decoder_cross_kv.onnx`` into ``out_dir``."""
+    """Write ``decoder_fast[_quant].onnx`` and ``decoder_cross_kv.onnx`` into ``out_dir``.
+
+    An int8-cache variant (``q8kv``...) calibrates its cache scales by generating from a few
+    prompts, so it needs the export's ``text_encoder`` and ``tokenizer``. Intermediate graphs
+    live in a temporary directory: only the asked-for file is left behind.
+    """
     if quant not in FAST_QUANTS:
         raise ModelError(f"unknown quantization {quant!r} (choose {', '.join(FAST_QUANTS)})")
     import onnxruntime
@@ -466,6 +486,8 @@ def build_fast_decoder(
             f"--quant {quant} needs onnxruntime >= {needs[0]}.{needs[1]} "
             f"(installed: {onnxruntime.__version__}); use --quant int8"
         )
+    if int8_cache(quant) and (text_encoder is None or tokenizer is None):
+        raise ModelError(f"--quant {quant} calibrates with the text encoder: none was given")
     say = on_stage or (lambda _msg: None)
     say(f"reading weights from {source.name}")
     weights = extract_weights(source)
@@ -475,30 +497,55 @@ def build_fast_decoder(
         save_model(build_cross_graph(weights, heads), cross_path)
     say("building the step graph")
     step = build_step_graph(weights, heads, max_positions)
+    codebooks, pad_token = len(weights.embeds), weights.embeds[0].shape[0] - 1
     del weights
-    if quant == "int8":
-        from onnx import TensorProto
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        say("quantizing to int8")
-        fp32_path = out_dir / fast_file_name("fp32")
-        if not fp32_path.exists():
-            save_model(step, fp32_path)
-        target = out_dir / fast_file_name(quant)
-        with atomic_path(target) as tmp:
-            quantize_dynamic(
-                fp32_path,
-                tmp,
-                weight_type=QuantType.QInt8,
-                op_types_to_quantize=["MatMul"],
-                # shape inference cannot see through the com.microsoft attention op
-                extra_options={"DefaultTensorType": TensorProto.FLOAT},
-            )
-        return target
-    if quant != "fp32":
-        say(f"quantizing to {quant}")
-        step = quantize_model(step, quant)
     target = out_dir / fast_file_name(quant)
+    base = weight_quant(quant)
+    if base == "int8":
+        say("quantizing to int8")
+        with _scratch(out_dir) as scratch:
+            fp32_path = scratch / fast_file_name("fp32")
+            save_model(step, fp32_path)
+            del step
+            with atomic_path(target) as tmp:
+                _quantize_dynamic(fp32_path, tmp)
+        return target
+    if base != "fp32":
+        say(f"quantizing to {base}")
+        step = quantize_model(step, base)
+    if int8_cache(quant):
+        assert text_encoder is not None and tokenizer is not None
+        say("calibrating the int8 cache")
+        hidden, mask = encode_prompts(text_encoder, tokenizer)
+        with _scratch(out_dir) as scratch:
+            path = scratch / "calibration.onnx"
+            save_model(step, path)
+            scales = calibrate(
+                str(path), cross_path, hidden, mask, codebooks=codebooks, pad_token=pad_token
+            )
+        quantize_cache(step, scales)
     say(f"writing {target.name}")
     save_model(step, target)
     return target
+
+
+@contextmanager
+def _scratch(out_dir: Path) -> Iterator[Path]:
+    """A hidden temporary directory beside the outputs (same disk), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=".lofi-build-", dir=out_dir) as tmp:
+        yield Path(tmp)
+
+
+def _quantize_dynamic(source: Path, target: Path) -> None:
+    """ORT's dynamic int8 quantization of every MatMul with a constant matrix."""
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        source,
+        target,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul"],
+        # shape inference cannot see through the com.microsoft attention op
+        extra_options={"DefaultTensorType": TensorProto.FLOAT},
+    )

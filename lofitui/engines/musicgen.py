@@ -418,6 +418,8 @@ class MusicGenEngine(EngineBase):
             max_positions=config.max_positions,
             quant=quant,
             on_stage=on_stage,
+            text_encoder=files.text_encoder,
+            tokenizer=files.tokenizer,
         )
 
     @classmethod

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from lofitui.convert.formats import DEFAULT_FAST_QUANT, NBITS_MIN_ORT
+from lofitui.convert.formats import DEFAULT_FAST_QUANT, FAST_FALLBACKS, NBITS_MIN_ORT
 from lofitui.devices import DEVICE_CHOICES, DEVICE_PROVIDERS
 from lofitui.errors import DeviceError, ModelError
 
@@ -24,6 +24,7 @@ _NUMPY_DTYPES = {
     "tensor(float16)": np.float16,
     "tensor(int64)": np.int64,
     "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
     "tensor(bool)": np.bool_,
 }
 
@@ -46,9 +47,12 @@ def ort_version() -> tuple[int, int]:
 
 
 def default_fast_quant() -> str:
-    """The fast decoder's quantization to build unasked: the default where this ORT runs it."""
-    needs = NBITS_MIN_ORT.get(DEFAULT_FAST_QUANT)
-    return "int8" if needs and ort_version() < needs else DEFAULT_FAST_QUANT
+    """The fast decoder's quantization to build unasked: the first of the default and its
+    fallbacks that this onnxruntime's CPU kernels run (int8 runs everywhere)."""
+    have = ort_version()
+    return next(
+        q for q in (DEFAULT_FAST_QUANT, *FAST_FALLBACKS) if have >= NBITS_MIN_ORT.get(q, (0, 0))
+    )
 
 
 def available_devices() -> list[str]:
