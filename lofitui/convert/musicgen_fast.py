@@ -167,6 +167,31 @@ def extract_weights(path: Path) -> DecoderWeights:
     )
 
 
+def as_float32(w: DecoderWeights) -> DecoderWeights:
+    """An fp16 export's weights widened to float32, the precision the built graphs compute in.
+
+    Widening is exact: the result computes with the very values the fp16 export stores. Its
+    positional table is dropped so the builder computes the table in float32 (the fp16 one is
+    rounded to ~3 digits); fp32 exports are returned unchanged.
+    """
+    if w.embeds[0].dtype == np.float32:
+        return w
+
+    def wide(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a.astype(np.float32)
+
+    return DecoderWeights(
+        embeds=[wide(e) for e in w.embeds],
+        linear={k: wide(v) for k, v in w.linear.items()},
+        ffn={k: wide(v) for k, v in w.ffn.items()},
+        norms={k: (wide(a), wide(b)) for k, (a, b) in w.norms.items()},
+        final_norm=(wide(w.final_norm[0]), wide(w.final_norm[1])),
+        heads=[wide(h) for h in w.heads],
+        proj=(wide(w.proj[0]), wide(w.proj[1])),
+        positions=None,
+    )
+
+
 def sinusoidal_table(positions: int, dim: int) -> np.ndarray:
     """MusicGen's positional table: [cos | sin] of position × inverse frequencies."""
     half = dim // 2
@@ -463,12 +488,12 @@ def build_fast_decoder(
     have = tuple(int(x) for x in onnxruntime.__version__.split(".")[:2])
     if needs and have < needs:
         raise ModelError(
-            f"--quant {quant} needs onnxruntime >= {needs[0]}.{needs[1]} "
-            f"(installed: {onnxruntime.__version__}); use --quant int8"
+            f"the {quant} fast decoder needs onnxruntime >= {needs[0]}.{needs[1]} "
+            f"(installed: {onnxruntime.__version__})"
         )
     say = on_stage or (lambda _msg: None)
     say(f"reading weights from {source.name}")
-    weights = extract_weights(source)
+    weights = as_float32(extract_weights(source))
     cross_path = out_dir / CROSS_KV
     if not cross_path.exists():
         say("building the cross-attention graph")
@@ -482,7 +507,8 @@ def build_fast_decoder(
 
         say("quantizing to int8")
         fp32_path = out_dir / fast_file_name("fp32")
-        if not fp32_path.exists():
+        intermediate = not fp32_path.exists()  # built only to quantize: not left on disk
+        if intermediate:
             save_model(step, fp32_path)
         target = out_dir / fast_file_name(quant)
         with atomic_path(target) as tmp:
@@ -494,6 +520,9 @@ def build_fast_decoder(
                 # shape inference cannot see through the com.microsoft attention op
                 extra_options={"DefaultTensorType": TensorProto.FLOAT},
             )
+        if intermediate:
+            fp32_path.unlink(missing_ok=True)
+            Path(f"{fp32_path}.data").unlink(missing_ok=True)
         return target
     if quant != "fp32":
         say(f"quantizing to {quant}")

@@ -278,6 +278,11 @@ class EngineBase:
     params: ClassVar[tuple[Param, ...]] = ()
     min_duration_s: ClassVar[float]
     max_duration_s: ClassVar[float]
+    # Params that choose how the model is prepared and loaded (passed to both by name), and
+    # whether ``prepare`` builds files from the model (it is then given ``derived=``, the
+    # directory lofi keeps them in).
+    setup_params: ClassVar[tuple[str, ...]] = ()
+    derives: ClassVar[bool] = False
 
     @classmethod
     def prepare(
