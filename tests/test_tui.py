@@ -402,7 +402,7 @@ async def test_first_run_dialog_downloads_with_progress(tui_env):
         screen = await first_run_screen(pilot, app)
         text = " ".join(text_of(s) for s in screen.query("Static"))
         assert "musicgen-small" in text
-        assert "3.7 GB" in text  # its size
+        assert "2.3 GB" in text  # its size
         assert str(tui_env / "models" / "musicgen-small") in text  # its destination
         assert app.scheduler is None
         await pilot.click("#download")

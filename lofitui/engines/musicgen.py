@@ -486,7 +486,7 @@ class MusicGenEngine(EngineBase):
             )
         return params
 
-    def defaults(self) -> dict[str, float | int]:
+    def defaults(self) -> dict[str, float | int | str]:
         """The sampling parameters a request gets when it names none (from the model files)."""
         cfg = self.config
         return {
