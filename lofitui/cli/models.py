@@ -299,7 +299,10 @@ def cmd_show(name: str, out: Console) -> int:
         ]:
             out.print(f"  ✓ {local}")
         return 0
-    out.print("files (download URL -> name in the directory):")
+    out.print(
+        "files expected at this revision (download URL -> name in the directory; the download "
+        "takes what the hub lists there, with its sizes):"
+    )
     for f in entry.files:
         mark = "✓" if (directory / f.local).is_file() else "·"
         out.print(
