@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from lofitui.engines.runtime import RuntimeOptions
 
 ParamValue = int | float | str | bool | None
+# The one model of an engine that needs no files (``EngineBase.model_free``): nothing to locate.
+BUILTIN_MODEL = "builtin"
 StageCallback = Callable[[str], None]
 
 
@@ -278,6 +280,8 @@ class EngineBase:
     params: ClassVar[tuple[Param, ...]] = ()
     min_duration_s: ClassVar[float]
     max_duration_s: ClassVar[float]
+    # True: the engine needs no model files (its one model is BUILTIN_MODEL; nothing is located).
+    model_free: ClassVar[bool] = False
     # Params that choose how the model is prepared and loaded (passed to both by name), and
     # whether ``prepare`` builds files from the model (it is then given ``derived=``, the
     # directory lofi keeps them in).

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from lofitui.convert.formats import ACESTEP_PIPELINE_COMPONENTS
+from lofitui.engines.base import BUILTIN_MODEL
 from lofitui.errors import UsageError
 from lofitui.models.layout import DiffusersLayout, Layout, MusicGenLayout
 
@@ -382,7 +383,7 @@ CATALOG: Mapping[str, ModelEntry] = MappingProxyType(
 
 # The model each engine uses when none is named (the one place this is decided).
 DEFAULT_MODELS: Mapping[str, str] = MappingProxyType(
-    {"musicgen": "musicgen-small-fp16", "ace-step": "ace-step-turbo"}
+    {"musicgen": "musicgen-small-fp16", "ace-step": "ace-step-turbo", "synth": BUILTIN_MODEL}
 )
 
 
