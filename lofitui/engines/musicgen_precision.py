@@ -15,9 +15,13 @@ float32 first) by :mod:`lofitui.convert.musicgen_fast`; ``fast_quant`` names the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lofitui.engines.base import Param
-from lofitui.engines.runtime import RuntimeOptions, default_fast_quant
 from lofitui.errors import UsageError
+
+if TYPE_CHECKING:  # onnxruntime is imported only when a model is opened, not to parse options
+    from lofitui.engines.runtime import RuntimeOptions
 
 COMPUTE_TYPES = ("auto", "float32", "int8", "int4")
 DEFAULT_COMPUTE_TYPE = "auto"
@@ -37,6 +41,8 @@ COMPUTE_PARAM = Param(
 def fast_quant(compute_type: str | None, options: RuntimeOptions) -> str | None:
     """The fast decoder build ``compute_type`` runs on ``options``' device; None: the exported
     graphs as they are (GPU, CoreML)."""
+    from lofitui.engines.runtime import default_fast_quant
+
     kind = compute_type or DEFAULT_COMPUTE_TYPE
     if kind not in COMPUTE_TYPES:
         raise UsageError(f"compute-type must be one of {', '.join(COMPUTE_TYPES)} (got {kind!r})")
