@@ -21,7 +21,7 @@ from musicgen_fixture import require_fixture
 
 from lofitui.config import Config, build_settings
 from lofitui.events import JobState, NowPlaying, StationChanged
-from lofitui.models.catalog import get_entry
+from lofitui.models.catalog import DEFAULT_MODELS, get_entry
 from lofitui.tui import backend as backend_module
 from lofitui.tui.app import create_app
 from lofitui.tui.history import PromptHistory
@@ -104,7 +104,8 @@ def _serve_fixture_as(hub: FakeHub, model: str) -> None:
     """Serve the tiny MusicGen fixture under the catalog entry ``model``'s file names."""
     entry = get_entry(model)
     fixture = require_fixture()
-    hub.add_repo(entry.repo, {f.remote: (fixture / f.local).read_bytes() for f in entry.files})
+    files = {f.remote: (fixture / f.local).read_bytes() for f in entry.files}
+    hub.add_repo_at(entry.repo, files, entry.revision)
 
 
 async def _until(predicate, what: str, timeout: float = 60.0) -> None:
@@ -118,7 +119,7 @@ async def _until(predicate, what: str, timeout: float = 60.0) -> None:
 async def test_the_download_completes_behind_the_synth_and_hands_over_at_a_boundary(
     fake_hub: FakeHub, monkeypatch
 ):
-    _serve_fixture_as(fake_hub, "musicgen-small")
+    _serve_fixture_as(fake_hub, DEFAULT_MODELS["musicgen"])
     monkeypatch.setattr(backend_module, "open_player", lambda _: (None, "test: silent playback"))
     settings = build_settings(Config(lookahead=1), {"duration": 5.0, "threads": 1})
     app = create_app(settings, history=PromptHistory())
