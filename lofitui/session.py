@@ -89,6 +89,27 @@ def prepare(
     return engine_class(engine_name).prepare(model_dir, options, on_stage, **how)
 
 
+def setup(
+    engine_name: str,
+    model_dir: Path,
+    options: RuntimeOptions,
+    params: Mapping[str, ParamValue] | None,
+) -> dict[str, object]:
+    """The engine's setup choices for ``model_dir``: its setup params from ``params``, and for an
+    engine that builds files from its model (MusicGen's fast decoder, a CPU build), where they
+    go: the model directory when lofi owns it, else lofi's cache (``models.derived``)."""
+    from lofitui.models.derived import derived_dir
+
+    cls = engine_class(engine_name)
+    given = params or {}
+    how: dict[str, object] = {
+        name: given[name] for name in cls.setup_params if given.get(name) is not None
+    }
+    if cls.derives and options.providers()[0] == "CPUExecutionProvider":
+        how["derived"] = derived_dir(model_dir)
+    return how
+
+
 def open_engine(
     engine_name: str,
     model: str,
@@ -100,21 +121,25 @@ def open_engine(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     on_stage: StageCallback = _quiet,
+    params: Mapping[str, ParamValue] | None = None,
 ) -> OpenEngine:
     """Locate (or download), prepare and load ``model`` with ``engine_name``; read its defaults.
 
     ``model`` is a catalog name or a directory. ``consent`` is asked before any download (None:
-    no one can be asked, so a missing model is an error that says how to get it).
+    no one can be asked, so a missing model is an error that says how to get it). ``params``:
+    the run's engine parameters; those the engine sets up with (MusicGen's compute type) go to
+    its prepare and load steps.
     """
     cls = engine_class(engine_name)
     options = runtime_options(device, threads)
     model_dir = locate(
         engine_name, model, offline=offline, consent=consent, progress=progress, cancel=cancel
     )
-    cls.prepare(model_dir, options, on_stage)
-    engine = cls.load(model_dir, options)
+    how = setup(engine_name, model_dir, options, params)
+    cls.prepare(model_dir, options, on_stage, **how)
+    engine = cls.load(model_dir, options, **how)
     engine.model_name = model
     return OpenEngine(engine, engine_name, model, model_dir, dict(engine.defaults()))
 
 
-__all__ = ["OpenEngine", "locate", "open_engine", "prepare", "runtime_options"]
+__all__ = ["OpenEngine", "locate", "open_engine", "prepare", "runtime_options", "setup"]

@@ -38,7 +38,9 @@ def run_lofi(
 def one_error_line(result: subprocess.CompletedProcess) -> str:
     """The single ``lofi: error: ...`` line of a run that exited 2."""
     assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
+    # Stage notes before it end in "..." (a first run of a model directory builds its fast
+    # decoder in lofi's cache and says so); the error is the one other line.
+    lines = [line for line in result.stderr.strip().splitlines() if not line.endswith("...")]
     assert len(lines) == 1 and lines[0].startswith("lofi: error: "), result.stderr
     return lines[0]
 

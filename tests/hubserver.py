@@ -8,6 +8,9 @@ It answers what huggingface_hub 2.x asks when lofi downloads a model, the way th
   errors carry ``X-Error-Code`` (RepoNotFound, RevisionNotFound, EntryNotFound).
 - ``POST /api/models/<repo>/paths-info/<revision>`` (form field ``paths``, repeated): size, git
   oid and, for LFS files, ``lfs: {oid: sha256, size, pointerSize}``.
+- ``GET /api/models/<repo>/tree/<revision>[/<folder>]?recursive=true|false``: the folder's
+  entries (files as paths-info describes them, and ``{"type": "directory"}`` entries); a folder
+  that does not exist is ``404 EntryNotFound``.
 - ``GET /cdn/<sha256>`` on the CDN port, with ``Range: bytes=N-`` support (206 + Content-Range).
 
 Faults for tests: ``drop_after(path, n)`` closes the connection after ``n`` bytes of the body;
@@ -23,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -85,15 +89,27 @@ class FakeHub:
         *,
         lfs: set[str] | None = None,
         branches: tuple[str, ...] = ("main",),
+        commit: str | None = None,
     ) -> str:
-        """Serve ``files`` (path -> bytes) as ``repo_id``; returns its commit hash."""
-        commit = hashlib.sha1(repr(sorted(files)).encode() + os.urandom(8)).hexdigest()
+        """Serve ``files`` (path -> bytes) as ``repo_id`` at ``commit`` (random when None), the
+        head of ``branches``; returns the commit hash. Any other revision is not found."""
+        if commit is None:
+            commit = hashlib.sha1(repr(sorted(files)).encode() + os.urandom(8)).hexdigest()
         if lfs is None:
             lfs = {p for p in files if p.endswith(LFS_EXTENSIONS)}
         self.repos[repo_id] = Repo(dict(files), commit, branches, set(lfs))
         for path in lfs:
             self.blobs[hashlib.sha256(files[path]).hexdigest()] = files[path]
         return commit
+
+    def add_repo_at(
+        self, repo_id: str, files: dict[str, bytes], revision: str, **kwargs: object
+    ) -> str:
+        """Serve ``files`` so that ``revision`` (a commit, or a branch name, as a catalog pins
+        it) finds them; returns the commit."""
+        if re.fullmatch(r"[0-9a-f]{40}", revision):
+            return self.add_repo(repo_id, files, commit=revision, **kwargs)  # type: ignore[arg-type]
+        return self.add_repo(repo_id, files, branches=(revision,), **kwargs)  # type: ignore[arg-type]
 
     def sha256(self, repo_id: str, path: str) -> str:
         return hashlib.sha256(self.repos[repo_id].files[path]).hexdigest()
@@ -213,6 +229,8 @@ class _HubHandler(BaseHTTPRequestHandler):
         path = self._record()
         if path.startswith("/cdn/"):
             return self._cdn(path.removeprefix("/cdn/"))
+        if path.startswith("/api/models/") and "/tree/" in path:
+            return self._tree(path)
         if "/resolve/" not in path:
             return self._error(404, "NotFound")
         repo_id, rest = path.lstrip("/").split("/resolve/", 1)
@@ -280,6 +298,42 @@ class _HubHandler(BaseHTTPRequestHandler):
             return None
         return self._send(status, headers, body)
 
+    def _tree(self, path: str) -> None:
+        repo_id, rest = path[len("/api/models/") :].split("/tree/", 1)
+        revision, _, folder = rest.partition("/")
+        repo = self._lookup(repo_id, unquote(revision))
+        if repo is None:
+            return None
+        folder = unquote(folder).strip("/")
+        query = parse_qs(urlsplit(self.path).query)
+        recursive = query.get("recursive", ["false"])[0].lower() == "true"
+        prefix = f"{folder}/" if folder else ""
+        inside = sorted(p for p in repo.files if p.startswith(prefix))
+        if folder and not inside:
+            return self._error(404, "EntryNotFound", repo.commit)
+        entries: list[dict[str, object]] = []
+        seen_dirs: set[str] = set()
+        for p in inside:
+            rest_path = p[len(prefix) :]
+            if "/" in rest_path:
+                parts = rest_path.split("/")
+                depth = len(parts) - 1 if recursive else 1
+                for i in range(1, depth + 1):
+                    sub = prefix + "/".join(parts[:i])
+                    if sub not in seen_dirs:
+                        seen_dirs.add(sub)
+                        entries.append(
+                            {"type": "directory", "oid": "0" * 40, "size": 0, "path": sub}
+                        )
+                if not recursive:
+                    continue
+            entries.append(_file_info(repo, p))
+        return self._send(
+            200,
+            {"Content-Type": "application/json", "X-Repo-Commit": repo.commit},
+            json.dumps(entries).encode(),
+        )
+
     def do_POST(self) -> None:
         path = self._record()
         length = int(self.headers.get("Content-Length") or 0)
@@ -295,28 +349,30 @@ class _HubHandler(BaseHTTPRequestHandler):
             wanted = json.loads(body).get("paths", [])
         else:
             wanted = parse_qs(body).get("paths", [])
-        infos = []
-        for p in wanted:
-            data = repo.files.get(p)
-            if data is None:
-                continue  # the real hub leaves unknown paths out
-            info: dict[str, object] = {"type": "file", "path": p, "size": len(data)}
-            if repo.is_lfs(p):
-                pointer = lfs_pointer(data)
-                info["oid"] = git_blob_sha1(pointer)
-                info["lfs"] = {
-                    "oid": hashlib.sha256(data).hexdigest(),
-                    "size": len(data),
-                    "pointerSize": len(pointer),
-                }
-            else:
-                info["oid"] = git_blob_sha1(data)
-            infos.append(info)
+        # the real hub leaves unknown paths out
+        infos = [_file_info(repo, p) for p in wanted if p in repo.files]
         return self._send(
             200,
             {"Content-Type": "application/json", "X-Repo-Commit": repo.commit},
             json.dumps(infos).encode(),
         )
+
+
+def _file_info(repo: Repo, path: str) -> dict[str, object]:
+    """A file as the hub's paths-info and tree listings describe it."""
+    data = repo.files[path]
+    info: dict[str, object] = {"type": "file", "path": path, "size": len(data)}
+    if repo.is_lfs(path):
+        pointer = lfs_pointer(data)
+        info["oid"] = git_blob_sha1(pointer)
+        info["lfs"] = {
+            "oid": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "pointerSize": len(pointer),
+        }
+    else:
+        info["oid"] = git_blob_sha1(data)
+    return info
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use

@@ -20,6 +20,7 @@ from hubserver import FakeHub
 from lofitui.audio.wav import read_wav
 from lofitui.cli import export as export_cmd
 from lofitui.cli import models as commands
+from lofitui.convert.acestep import absent_components
 from lofitui.errors import ModelError
 from lofitui.models import catalog, locate_model, store
 
@@ -213,10 +214,35 @@ def fake_exporter(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, Path, boo
     return calls
 
 
+# What diffusers' converter writes: two components the exporter does not read, which lofi leaves
+# on the hub and hands to from_pretrained as None.
+MODEL_INDEX = {
+    "_class_name": "AceStepPipeline",
+    "_diffusers_version": "0.37.0",
+    "audio_token_detokenizer": ["diffusers", "AceStepAudioTokenDetokenizer"],
+    "audio_tokenizer": ["diffusers", "AceStepAudioTokenizer"],
+    "condition_encoder": ["diffusers", "AceStepConditionEncoder"],
+    "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+    "text_encoder": ["transformers", "Qwen3Model"],
+    "tokenizer": ["transformers", "Qwen2TokenizerFast"],
+    "transformer": ["diffusers", "AceStepTransformer1DModel"],
+    "vae": ["diffusers", "AutoencoderOobleck"],
+}
+UNFETCHED = {
+    "audio_tokenizer/config.json": b"{}",
+    "audio_tokenizer/diffusion_pytorch_model.safetensors": b"\x07" * 20_000,
+    "audio_token_detokenizer/config.json": b"{}",
+    "audio_token_detokenizer/diffusion_pytorch_model.safetensors": b"\x08" * 20_000,
+    "README.md": b"# a model card",
+}
+
+
 def source_files(entry: catalog.ModelEntry) -> dict[str, bytes]:
-    files = {}
+    files = dict(UNFETCHED)
     for f in entry.files:
-        if f.remote.endswith(".json"):
+        if f.remote == "model_index.json":
+            files[f.remote] = json.dumps(MODEL_INDEX).encode()
+        elif f.remote.endswith(".json"):
             files[f.remote] = json.dumps({"file": f.remote, "is_turbo": True}).encode()
         else:
             files[f.remote] = (f.remote.encode() * 2000)[:30_000]
@@ -227,7 +253,7 @@ def test_export_from_the_hub_asks_downloads_verifies_and_installs(
     fake_hub: FakeHub, fake_exporter: list, capsys: pytest.CaptureFixture
 ) -> None:
     source = catalog.ACESTEP_SOURCES["turbo"]
-    fake_hub.add_repo(source.repo, source_files(source))
+    fake_hub.add_repo_at(source.repo, source_files(source), source.revision)
 
     assert commands.main(["export", "ace-step"]) == 2  # headless, no --yes: nothing happens
     err = capsys.readouterr().err.strip().splitlines()
@@ -243,6 +269,13 @@ def test_export_from_the_hub_asks_downloads_verifies_and_installs(
     for f in source.files:  # every file verified against the hub's hash before use
         assert (src_dir / f.local).read_bytes() == fake_hub.repos[source.repo].files[f.remote]
     assert store.state_of(source, src_dir) is store.State.INSTALLED
+    # chosen from the listing at the pinned commit: the components the exporter reads, no more
+    trees = [r.path for r in fake_hub.requests if "/tree/" in r.path]
+    assert trees == [f"/api/models/{source.repo}/tree/{source.revision}"]
+    fetched = {str(p.relative_to(src_dir)) for p in src_dir.rglob("*") if p.is_file()}
+    assert fetched == {f.local for f in source.files} | {catalog.MANIFEST_NAME}
+    # ... and the pipeline is loaded with the components it did not fetch passed as None
+    assert absent_components(src_dir) == {"audio_tokenizer": None, "audio_token_detokenizer": None}
 
     turbo = catalog.get_entry("ace-step-turbo")
     assert store.state_of(turbo) is store.State.INSTALLED

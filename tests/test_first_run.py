@@ -22,7 +22,7 @@ from musicgen_fixture import require_fixture
 from lofitui.config import Config, build_settings
 from lofitui.events import JobState, NowPlaying, StationChanged
 from lofitui.models import store
-from lofitui.models.catalog import get_entry
+from lofitui.models.catalog import DEFAULT_MODELS, get_entry
 from lofitui.tui import backend as backend_module
 from lofitui.tui.app import create_app
 from lofitui.tui.history import PromptHistory
@@ -82,7 +82,7 @@ def test_a_fresh_home_without_network_plays_the_synth_within_two_seconds(tmp_pat
         try:
             heard = monitor.wait_audible(launched, 20.0, AUDIBLE_DBFS)
             screen = _wait_pane(tmux, session, "built-in synth")
-            assert "musicgen-small" in screen, screen
+            assert DEFAULT_MODELS["musicgen"] in screen, screen
             subprocess.run([*tmux, "send-keys", "-t", session, "y"], check=True)
             screen = _wait_pane(tmux, session, "by hand")  # no network: how to install it
             assert "--model" in screen and "Traceback" not in screen, screen
@@ -103,11 +103,19 @@ def test_a_fresh_home_without_network_plays_the_synth_within_two_seconds(tmp_pat
     assert not [p for p in models.rglob("*") if p.is_file() and p.stat().st_size > 0]
 
 
+def _fixture_file(model: str, name: str) -> Path:
+    """The tiny MusicGen fixture's file ``name`` in ``model``'s precision (fp16 graphs for an
+    fp16 entry, the configs and tokenizer from the fixture's root)."""
+    fixture = require_fixture()
+    half = fixture / "fp16" / name
+    return half if "fp16" in model and half.exists() else fixture / name
+
+
 def _serve_fixture_as(hub: FakeHub, model: str) -> None:
     """Serve the tiny MusicGen fixture under the catalog entry ``model``'s file names."""
     entry = get_entry(model)
-    fixture = require_fixture()
-    hub.add_repo(entry.repo, {f.remote: (fixture / f.local).read_bytes() for f in entry.files})
+    files = {f.remote: _fixture_file(model, f.local).read_bytes() for f in entry.files}
+    hub.add_repo_at(entry.repo, files, entry.revision)
 
 
 async def _until(predicate, what: str, timeout: float = 60.0) -> None:
@@ -121,7 +129,8 @@ async def _until(predicate, what: str, timeout: float = 60.0) -> None:
 async def test_the_download_completes_behind_the_synth_and_hands_over_at_a_boundary(
     fake_hub: FakeHub, monkeypatch
 ):
-    _serve_fixture_as(fake_hub, "musicgen-small")
+    model = DEFAULT_MODELS["musicgen"]
+    _serve_fixture_as(fake_hub, model)
     monkeypatch.setattr(backend_module, "open_player", lambda _: (None, "test: silent playback"))
     # no crossfade: a track that plays to its end reaches its full length
     config = Config(lookahead=1, crossfade=0.0)
@@ -154,8 +163,8 @@ async def test_the_download_completes_behind_the_synth_and_hands_over_at_a_bound
         )
         sampler.cancel()
         assert status.download == ""
-        assert any(t.startswith("↓ musicgen-small") for t in shown), shown
-        assert "↻ preparing musicgen-small" in shown, shown
+        assert any(t.startswith(f"↓ {model}") for t in shown), shown
+        assert f"↻ preparing {model}" in shown, shown
         changed = [e.station.engine for e in seen if isinstance(e, StationChanged)]
         assert changed[-1] == "musicgen"
         # the synth track before it played to its end: the switch fell on a track boundary
@@ -172,7 +181,7 @@ async def test_the_download_completes_behind_the_synth_and_hands_over_at_a_bound
         reached = max(positions, default=0.0)
         assert reached >= last.request.duration_s - 0.3, f"cut at {reached:.2f} s"
         await pilot.press("q")
-    installed = store.model_dir("musicgen-small")
-    fixture = require_fixture()
-    for f in get_entry("musicgen-small").files:
-        assert (installed / f.local).read_bytes() == (fixture / f.local).read_bytes(), f.local
+    installed = store.model_dir(model)
+    for f in get_entry(model).files:
+        served = _fixture_file(model, f.local).read_bytes()
+        assert (installed / f.local).read_bytes() == served, f.local

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import socket
 from collections import namedtuple
@@ -18,11 +19,18 @@ from rich.console import Console
 
 from lofitui.cli import prompts as consent
 from lofitui.errors import ModelError, UsageError
-from lofitui.models import download, locate_model, store
-from lofitui.models.catalog import CATALOG, DEFAULT_MODELS, MANIFEST_NAME, entries, get_entry
+from lofitui.models import catalog, download, locate_model, store
+from lofitui.models.catalog import (
+    CATALOG,
+    DEFAULT_MODELS,
+    GABOTECHS_REVISION,
+    MANIFEST_NAME,
+    entries,
+    get_entry,
+)
 
 REPO = "gabotechs/music_gen"
-BIG = "small_fp32/decoder_model.onnx"  # the file the fault tests break: 3 MB, several chunks
+BIG = "small_fp32/decoder_model_merged.onnx"  # the file the fault tests break: 3 MB, several chunks
 
 
 def repo_files(*names: str) -> dict[str, bytes]:
@@ -41,7 +49,9 @@ def repo_files(*names: str) -> dict[str, bytes]:
 
 @pytest.fixture
 def hub(fake_hub: FakeHub) -> FakeHub:
-    fake_hub.add_repo(REPO, repo_files("musicgen-small", "musicgen-small-fp16"))
+    fake_hub.add_repo(
+        REPO, repo_files("musicgen-small", "musicgen-small-fp16"), commit=GABOTECHS_REVISION
+    )
     return fake_hub
 
 
@@ -86,8 +96,14 @@ def test_catalog_entries_are_complete_and_consistent():
         merged = "decoder_model_merged.onnx" in locals_
         assert split != merged, f"{entry.name}: exactly one decoder form"
         assert entry.size > 0 and all(f.size > 0 for f in entry.files)
-        assert entry.engine == "musicgen" and entry.revision == "main"
+        assert entry.engine == "musicgen" and entry.layout is not None
         assert entry.params["guidance_scale"] == 3.0
+        if entry.repo == REPO:
+            assert entry.revision == GABOTECHS_REVISION
+    unpinned = {catalog.XENOVA_MUSICGEN_SMALL_REVISION, catalog.RUNWARE_BASE_REVISION}
+    for entry in [*entries(), *catalog.ACESTEP_SOURCES.values()]:
+        pinned = re.fullmatch(r"[0-9a-f]{40}", entry.revision) is not None
+        assert pinned or entry.revision in unpinned, entry.name  # branches only by constant
     assert entries(engine="acestep") == []  # the engine is called "ace-step"
     for entry in entries("ace-step"):  # made by `lofi models export`, never downloaded
         assert entry.is_export and entry.install_command.startswith("lofi models export ace-step")
@@ -108,7 +124,9 @@ def test_first_download_verifies_every_file_and_writes_manifest(hub):
     assert directory == store.model_dir("musicgen-small") == assert_installed(hub)
     manifest = json.loads((directory / MANIFEST_NAME).read_text())
     assert manifest["name"] == "musicgen-small" and manifest["repo"] == REPO
-    assert manifest["revision"] == "main" and manifest["commit"] == hub.repos[REPO].commit
+    assert (
+        manifest["revision"] == manifest["commit"] == hub.repos[REPO].commit == GABOTECHS_REVISION
+    )
     assert manifest["complete"] is True
     served = hub.repos[REPO].files
     for f in get_entry("musicgen-small").files:
@@ -127,7 +145,13 @@ def test_first_download_verifies_every_file_and_writes_manifest(hub):
     resolves = [r.path for r in hub.requests if "/resolve/" in r.path]
     assert all(f"/resolve/{hub.repos[REPO].commit}/" in p for p in resolves[1:])
     cdn = [r for r in hub.requests if r.path.startswith("/cdn/")]
-    assert len(cdn) == 4 and all("authorization" not in r.headers for r in cdn)
+    assert len(cdn) == 3 and all("authorization" not in r.headers for r in cdn)
+    # the files came from the listing of the two folders at the pinned commit
+    trees = [r.path for r in hub.requests if "/tree/" in r.path]
+    assert trees == [
+        f"/api/models/{REPO}/tree/{GABOTECHS_REVISION}/{folder}"
+        for folder in ("small", "small_fp32")
+    ]
     assert locate_model("musicgen-small") == directory
 
 
@@ -160,7 +184,11 @@ def test_dropped_connection_resumes_with_a_range_request(hub):
 
 def test_interrupted_download_resumes_on_the_next_run(hub):
     def interrupt(p: download.DownloadProgress) -> None:
-        if p.file == "decoder_model.onnx" and p.phase == "download" and p.file_done >= 1 << 20:
+        if (
+            p.file == "decoder_model_merged.onnx"
+            and p.phase == "download"
+            and p.file_done >= 1 << 20
+        ):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -168,7 +196,7 @@ def test_interrupted_download_resumes_on_the_next_run(hub):
     directory = store.model_dir("musicgen-small")
     (partial,) = store.partial_files(directory)
     kept = partial.stat().st_size
-    assert partial.name.startswith("decoder_model.onnx.") and kept >= 1 << 20
+    assert partial.name.startswith("decoder_model_merged.onnx.") and kept >= 1 << 20
     assert store.state_of(get_entry("musicgen-small")) is store.State.PARTIAL
     with pytest.raises(ModelError, match="partial"):
         locate_model("musicgen-small")
@@ -207,13 +235,15 @@ def test_corrupted_file_is_rejected_and_deleted(hub):
 
 def test_external_data_next_to_a_graph_is_fetched_too(fake_hub):
     files = repo_files("musicgen-small")
-    files["small_fp32/decoder_model.onnx_data"] = b"\x01" * 50_000
-    fake_hub.add_repo(REPO, files)
+    files["small_fp32/decoder_model_merged.onnx_data"] = b"\x01" * 50_000
+    files["small_fp32/decoder_model.onnx_data"] = b"\x02" * 50_000  # not the chosen graph's
+    fake_hub.add_repo(REPO, files, commit=GABOTECHS_REVISION)
     directory = fetch()
-    assert (directory / "decoder_model.onnx_data").read_bytes() == b"\x01" * 50_000
+    assert (directory / "decoder_model_merged.onnx_data").read_bytes() == b"\x01" * 50_000
+    assert not (directory / "decoder_model.onnx_data").exists()
     manifest = store.read_manifest(directory)
-    assert manifest is not None and "decoder_model.onnx_data" in manifest.files
-    (directory / "decoder_model.onnx_data").unlink()
+    assert manifest is not None and "decoder_model_merged.onnx_data" in manifest.files
+    (directory / "decoder_model_merged.onnx_data").unlink()
     assert store.state_of(get_entry("musicgen-small")) is store.State.DAMAGED
 
 
@@ -222,7 +252,7 @@ def test_not_enough_disk_space_stops_before_downloading(hub, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(ModelError, match=r"not enough disk space for musicgen-small: needs 3\.\d"):
         fetch()
-    assert not [r for r in hub.requests if r.method == "GET"]
+    assert not [r for r in hub.requests if r.path.startswith("/cdn/")]
 
 
 def test_offline_mode_names_model_url_and_alternatives(hub, monkeypatch):
@@ -231,7 +261,9 @@ def test_offline_mode_names_model_url_and_alternatives(hub, monkeypatch):
         fetch()
     message = str(err.value)
     assert "'musicgen-small'" in message and "offline" in message
-    assert f"{hub.url}/{REPO}/resolve/main/small_fp32/encodec_decode.onnx" in message
+    assert (
+        f"{hub.url}/{REPO}/resolve/{GABOTECHS_REVISION}/small_fp32/encodec_decode.onnx" in message
+    )
     assert str(store.model_dir("musicgen-small")) in message and "--model DIR" in message
     monkeypatch.delenv("HF_HUB_OFFLINE")
     with pytest.raises(ModelError, match=r"offline mode is on \(--offline\)"):
@@ -245,7 +277,7 @@ def test_unreachable_hub_gives_a_clear_message(hub):
         fetch()
     message = str(err.value)
     assert message.startswith("cannot download model 'musicgen-small': cannot reach 127.0.0.1:")
-    assert f"{hub.url}/{REPO}/resolve/main/" in message
+    assert f"{hub.url}/{REPO}/resolve/{GABOTECHS_REVISION}/" in message
     assert "put config.json, tokenizer.json, text_encoder.onnx" in message
 
 
@@ -273,7 +305,7 @@ def test_interactive_consent_names_model_size_and_destination(hub, monkeypatch):
         ensure_model("musicgen-small", engine=None, assume_yes=False, offline=False)
     assert not [r for r in hub.requests if r.path.startswith("/cdn/")]
     text = shown.getvalue()
-    assert "musicgen-small" in text and "3.2 MB" in text
+    assert "musicgen-small" in text and "3.1 MB" in text
     assert str(store.model_dir("musicgen-small")) in text and REPO in text
 
     ensure_model(
@@ -359,7 +391,7 @@ def test_state_of_partial_and_damaged(hub):
     (directory / "config.json").write_text("{}")
     assert store.state_of(entry) is store.State.PARTIAL
     fetch()
-    os.truncate(directory / "decoder_model.onnx", 10)
+    os.truncate(directory / "decoder_model_merged.onnx", 10)
     assert store.state_of(entry) is store.State.DAMAGED
     assert not store.state_of(entry).usable
 
@@ -367,7 +399,7 @@ def test_state_of_partial_and_damaged(hub):
 def test_default_progress_is_a_rich_bar_on_stderr(hub, capsys):
     ensure_model("musicgen-small", engine=None, assume_yes=True, offline=False)
     assert_installed(hub)
-    assert "decoder_model.onnx" in capsys.readouterr().err
+    assert "decoder_model_merged.onnx" in capsys.readouterr().err
 
 
 def test_two_downloads_of_one_model_do_not_interleave(hub):

@@ -11,7 +11,7 @@ from hubserver import FakeHub
 from test_models import REPO, repo_files
 
 from lofitui.models import store
-from lofitui.models.catalog import MANIFEST_NAME, get_entry
+from lofitui.models.catalog import GABOTECHS_REVISION, MANIFEST_NAME, get_entry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,9 @@ def lofi_models(*args: str, stdin: str | None = None) -> subprocess.CompletedPro
 
 @pytest.fixture
 def hub(fake_hub: FakeHub) -> FakeHub:
-    fake_hub.add_repo(REPO, repo_files("musicgen-small", "musicgen-small-fp16"))
+    fake_hub.add_repo(
+        REPO, repo_files("musicgen-small", "musicgen-small-fp16"), commit=GABOTECHS_REVISION
+    )
     return fake_hub
 
 
@@ -35,7 +37,7 @@ def test_download_then_everything_works_with_the_hub_gone(hub):
     result = lofi_models("download", "musicgen-small", "--yes")
     assert result.returncode == 0, result.stderr
     directory = store.model_dir("musicgen-small")
-    assert "musicgen-small: downloaded and verified (6 files" in result.stdout
+    assert "musicgen-small: downloaded and verified (5 files" in result.stdout
     assert str(directory) in result.stdout
     assert (directory / MANIFEST_NAME).is_file()
     for f in get_entry("musicgen-small").files:
@@ -45,10 +47,10 @@ def test_download_then_everything_works_with_the_hub_gone(hub):
     asked = len(hub.requests)
     listing = lofi_models("list")
     assert listing.returncode == 0
-    row = next(line for line in listing.stdout.splitlines() if line.startswith("musicgen-small *"))
-    assert "installed" in row and "3.2 MB" in row
-    assert "not installed" in next(
-        line for line in listing.stdout.splitlines() if line.startswith("musicgen-small-fp16")
+    row = next(line for line in listing.stdout.splitlines() if line.startswith("musicgen-small "))
+    assert "installed" in row and "3.1 MB" in row
+    assert "not installed" in next(  # the default (*)
+        line for line in listing.stdout.splitlines() if line.startswith("musicgen-small-fp16 *")
     )
     path = lofi_models("path", "musicgen-small")
     assert path.returncode == 0 and path.stdout.strip() == str(directory)
@@ -79,7 +81,7 @@ def test_offline_without_the_model_names_model_and_url(hub, monkeypatch, how):
     args = ("--offline",) if how == "flag" else ()
     line = one_error_line(lofi_models("download", "musicgen-small-fp16", "--yes", *args))
     assert "'musicgen-small-fp16'" in line and "offline mode is on" in line
-    assert f"{hub.url}/{REPO}/resolve/main/small_fp16/encodec_decode.onnx" in line
+    assert f"{hub.url}/{REPO}/resolve/{GABOTECHS_REVISION}/small_fp16/encodec_decode.onnx" in line
     assert str(store.model_dir("musicgen-small-fp16")) in line
     assert hub.requests == []
 
@@ -87,7 +89,7 @@ def test_offline_without_the_model_names_model_and_url(hub, monkeypatch, how):
 def test_unreachable_hub(hub):
     hub.stop()
     line = one_error_line(lofi_models("download", "musicgen-small", "--yes"))
-    assert "cannot reach 127.0.0.1" in line and "/resolve/main/small_fp32/" in line
+    assert "cannot reach 127.0.0.1" in line and f"/resolve/{GABOTECHS_REVISION}/small_fp32/" in line
 
 
 def test_remove_deletes_only_that_model(hub):
@@ -98,11 +100,11 @@ def test_remove_deletes_only_that_model(hub):
 
     line = one_error_line(lofi_models("remove", "musicgen-small"))
     assert "--yes" in line
-    assert (small / "decoder_model.onnx").is_file()
+    assert (small / "decoder_model_merged.onnx").is_file()
 
     result = lofi_models("remove", "musicgen-small", "--yes")
     assert result.returncode == 0, result.stderr
-    assert "removed musicgen-small: 7 files" in result.stdout  # 6 + the manifest
+    assert "removed musicgen-small: 6 files" in result.stdout  # 5 + the manifest
     assert "my-notes.txt" in result.stdout
     assert sorted(p.name for p in small.iterdir()) == ["my-notes.txt"]
     fp16 = get_entry("musicgen-small-fp16")

@@ -24,7 +24,7 @@ from lofitui.engines.musicgen import MusicGenEngine, SamplingParams
 from lofitui.engines.runtime import RuntimeOptions
 from lofitui.errors import ModelError
 from lofitui.models.derived import derived_files
-from lofitui.models.optimize import has_fast_decoder, optimize_musicgen
+from lofitui.models.optimize import optimize_musicgen
 
 CPU = RuntimeOptions(device="cpu", threads=1)
 # Stated error bounds of the quantized variants against fp32 on the tiny fixture's weights
@@ -143,19 +143,22 @@ def test_sinusoidal_table_matches_the_export() -> None:
 def test_optimize_command_caches_and_remove_cleans_up(tmp_path: Path) -> None:
     root = flat_copy(tmp_path / "m")
     env = {**os.environ, "LOFI_MODELS_DIR": str(tmp_path / "models")}
-    cmd = [sys.executable, "-m", "lofitui", "models", "optimize", str(root), "--quant", "int8"]
+    cmd = [sys.executable, "-m", "lofitui", "models", "optimize", str(root)]
+    cmd += ["--compute-type", "int4"]
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert first.returncode == 0, first.stderr
     path = Path(first.stdout.strip())
-    assert path.name == "decoder_fast_int8.onnx" and has_fast_decoder(root, "int8")
+    # a directory lofi does not own: built into lofi's cache, the directory left alone
+    assert path.name == "decoder_fast_q4.onnx"
+    assert path.parent.parent == tmp_path / "models" / ".derived" and not derived_files(root)
     mtime = path.stat().st_mtime_ns
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert again.returncode == 0 and path.stat().st_mtime_ns == mtime  # cached, not rebuilt
-    assert {p.name for p in derived_files(root)} >= {
-        "decoder_fast_int8.onnx",
+    assert {p.name for p in derived_files(path.parent)} == {
+        "decoder_fast_q4.onnx",
         "decoder_cross_kv.onnx",
     }
-    assert not list(root.glob(".*part"))
+    assert not list(path.parent.glob(".*part"))
 
 
 def test_optimize_refuses_a_graph_that_is_not_a_musicgen_decoder(tmp_path: Path) -> None:

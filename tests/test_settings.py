@@ -65,7 +65,7 @@ def test_engine_and_model_given_beat_the_configured_engine(lofi_home):
     settings = settings_for("--engine", "musicgen", "--model", "musicgen-small")
     assert (settings.engine, settings.model) == ("musicgen", "musicgen-small")
     # --engine alone: that engine's default model, not the configured engine's
-    assert settings_for("--engine", "musicgen").model == "musicgen-small"
+    assert settings_for("--engine", "musicgen").model == "musicgen-small-fp16"
 
 
 def test_acestep_options_reach_the_players_station(lofi_home, monkeypatch):
@@ -99,7 +99,7 @@ def test_configured_engine_picks_its_default_model_for_the_first_run(lofi_home):
     assert Backend(settings).find_model() == installed
     # and MusicGen's first-run dialog offers MusicGen's default model
     missing = Backend(settings_for("--engine", "musicgen")).find_model()
-    assert isinstance(missing, MissingModel) and missing.entry.name == "musicgen-small"
+    assert isinstance(missing, MissingModel) and missing.entry.name == "musicgen-small-fp16"
 
 
 # -- per-engine tables, foreign options, --render's own track length -----------------------------

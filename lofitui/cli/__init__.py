@@ -220,6 +220,7 @@ def _render_files(settings: Settings, given: Mapping[str, Any]) -> int:
                 consent=downloads.consent,
                 progress=downloads.progress,
                 on_stage=lambda msg: print(f"lofi: {msg}...", file=sys.stderr),
+                params=settings.params,
             )
         # The sidecar records every parameter the track used: the model's defaults fill the gaps.
         job = RenderJob(**{**job.__dict__, "params": {**opened.defaults, **job.params}})

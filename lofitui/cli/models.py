@@ -15,7 +15,7 @@ from rich.table import Table
 
 from lofitui import paths
 from lofitui.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE
-from lofitui.convert.formats import DEFAULT_FAST_QUANT, FAST_QUANTS
+from lofitui.engines.musicgen_precision import COMPUTE_TYPES, DEFAULT_COMPUTE_TYPE
 from lofitui.errors import Cancelled, LofiError, ModelError, UsageError
 from lofitui.models import catalog, headless_refusal, store
 from lofitui.models.catalog import MANIFEST_NAME
@@ -87,11 +87,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     opt.add_argument("name", metavar="NAME|DIR")
     opt.add_argument(
-        "--quant",
-        default=DEFAULT_FAST_QUANT,
-        choices=FAST_QUANTS,
-        help="weights of the fast decoder: q8 (8-bit blocks), int8 (dynamic), q4 (4-bit: "
-        "smallest), or fp32 (exact); q8kv (default) and q4kv add an int8 attention cache",
+        "--compute-type",
+        default=DEFAULT_COMPUTE_TYPE,
+        choices=COMPUTE_TYPES,
+        help="the precision to build for, as `lofi --compute-type`: int8 (auto: 8-bit blocks "
+        "and an int8 attention cache), int4 (smallest), float32 (the exported graphs' logits)",
     )
     return parser
 
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         if command == "verify":
             return cmd_verify(args.name, out, err)
         if command == "optimize":
-            return cmd_optimize(args.name, args.quant, err)
+            return cmd_optimize(args.name, args.compute_type, err)
         from lofitui.cli.export import cmd_export
 
         return cmd_export(args, out, err)
@@ -299,7 +299,10 @@ def cmd_show(name: str, out: Console) -> int:
         ]:
             out.print(f"  ✓ {local}")
         return 0
-    out.print("files (download URL -> name in the directory):")
+    out.print(
+        "files expected at this revision (download URL -> name in the directory; the download "
+        "takes what the hub lists there, with its sizes):"
+    )
     for f in entry.files:
         mark = "✓" if (directory / f.local).is_file() else "·"
         out.print(
@@ -401,14 +404,20 @@ def cmd_verify(name: str, out: Console, err: Console) -> int:
 # -- optimize -----------------------------------------------------------------------------------
 
 
-def cmd_optimize(name: str, quant: str, err: Console) -> int:
-    """MusicGen's prepare step with an explicit quantization, for any MusicGen directory."""
+def cmd_optimize(name: str, compute_type: str, err: Console) -> int:
+    """MusicGen's prepare step for ``compute_type`` on the CPU, for any MusicGen model: built
+    into the model's directory when lofi owns it, into lofi's cache otherwise."""
     from lofitui import session
+    from lofitui.engines.musicgen_precision import fast_quant
     from lofitui.models.locate import locate_model
 
     directory = locate_model(name)
     options = session.runtime_options("cpu", 0)
+    how = session.setup("musicgen", directory, options, {"compute_type": compute_type})
+    quant = fast_quant(compute_type, options)
     with err.status("preparing") as status:
-        path = session.prepare("musicgen", directory, options, status.update, quant=quant)
+        path = session.prepare(
+            "musicgen", directory, options, status.update, quant=quant, derived=how["derived"]
+        )
     print(path)
     return 0

@@ -35,6 +35,7 @@ from lofitui.convert.formats import (
     ACESTEP_CONFIG_NAME,
     ACESTEP_FORMAT,
     ACESTEP_FORMAT_VERSION,
+    ACESTEP_PIPELINE_COMPONENTS,
     EXPORT_EXTRA_HINT,
 )
 from lofitui.errors import LofiError, ModelError, UsageError
@@ -65,6 +66,25 @@ def _import_torch():
     return torch
 
 
+def absent_components(path: Path) -> dict[str, None]:
+    """Components ``model_index.json`` names beyond the ones the exporter reads whose folder is
+    absent (diffusers' converter writes ``audio_tokenizer`` and ``audio_token_detokenizer``, which
+    lofi does not download): ``from_pretrained`` skips a component passed as None."""
+    try:
+        index = json.loads((path / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {path / 'model_index.json'}: {exc}") from None
+    if not isinstance(index, dict):
+        raise ModelError(f"{path / 'model_index.json'} is not a JSON object")
+    return {
+        name: None
+        for name, spec in index.items()
+        if isinstance(spec, list)
+        and name not in ACESTEP_PIPELINE_COMPONENTS
+        and not (path / name).is_dir()
+    }
+
+
 def load_pipeline(source: str | os.PathLike[str]):
     """Load a diffusers-format ACE-Step 1.5 pipeline directory in float32 on the CPU."""
     torch = _import_torch()
@@ -74,7 +94,9 @@ def load_pipeline(source: str | os.PathLike[str]):
     if not (path / "model_index.json").is_file():
         raise UsageError(f"{path} is not a diffusers pipeline directory (no model_index.json)")
     try:
-        return AceStepPipeline.from_pretrained(path, torch_dtype=torch.float32)
+        return AceStepPipeline.from_pretrained(
+            path, torch_dtype=torch.float32, **absent_components(path)
+        )
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load the ACE-Step pipeline in {path}: {reason[:300]}") from exc

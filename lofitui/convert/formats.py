@@ -25,6 +25,15 @@ NBITS_MIN_ORT = {"q8": (1, 22), "q8kv": (1, 32), "q4kv": (1, 32)}
 ACESTEP_CONFIG_NAME = "acestep.json"
 ACESTEP_FORMAT = "lofi-acestep"
 ACESTEP_FORMAT_VERSION = 1
+# The diffusers pipeline components the exporter reads: all lofi downloads of a checkpoint.
+ACESTEP_PIPELINE_COMPONENTS = (
+    "text_encoder",
+    "tokenizer",
+    "condition_encoder",
+    "transformer",
+    "vae",
+    "scheduler",
+)
 
 # The optional extra the ACE-Step exporter needs (torch, diffusers, transformers, onnxscript).
 EXPORT_EXTRA_HINT = "pip install -e '.[export-acestep]'"

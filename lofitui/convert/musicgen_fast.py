@@ -179,6 +179,31 @@ def extract_weights(path: Path) -> DecoderWeights:
     )
 
 
+def as_float32(w: DecoderWeights) -> DecoderWeights:
+    """An fp16 export's weights widened to float32, the precision the built graphs compute in.
+
+    Widening is exact: the result computes with the very values the fp16 export stores. Its
+    positional table is dropped so the builder computes the table in float32 (the fp16 one is
+    rounded to ~3 digits); fp32 exports are returned unchanged.
+    """
+    if w.embeds[0].dtype == np.float32:
+        return w
+
+    def wide(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a.astype(np.float32)
+
+    return DecoderWeights(
+        embeds=[wide(e) for e in w.embeds],
+        linear={k: wide(v) for k, v in w.linear.items()},
+        ffn={k: wide(v) for k, v in w.ffn.items()},
+        norms={k: (wide(a), wide(b)) for k, (a, b) in w.norms.items()},
+        final_norm=(wide(w.final_norm[0]), wide(w.final_norm[1])),
+        heads=[wide(h) for h in w.heads],
+        proj=(wide(w.proj[0]), wide(w.proj[1])),
+        positions=None,
+    )
+
+
 def sinusoidal_table(positions: int, dim: int) -> np.ndarray:
     """MusicGen's positional table: [cos | sin] of position × inverse frequencies."""
     half = dim // 2
@@ -483,14 +508,14 @@ def build_fast_decoder(
     have = tuple(int(x) for x in onnxruntime.__version__.split(".")[:2])
     if needs and have < needs:
         raise ModelError(
-            f"--quant {quant} needs onnxruntime >= {needs[0]}.{needs[1]} "
-            f"(installed: {onnxruntime.__version__}); use --quant int8"
+            f"the {quant} fast decoder needs onnxruntime >= {needs[0]}.{needs[1]} "
+            f"(installed: {onnxruntime.__version__})"
         )
     if int8_cache(quant) and (text_encoder is None or tokenizer is None):
         raise ModelError(f"--quant {quant} calibrates with the text encoder: none was given")
     say = on_stage or (lambda _msg: None)
     say(f"reading weights from {source.name}")
-    weights = extract_weights(source)
+    weights = as_float32(extract_weights(source))
     cross_path = out_dir / CROSS_KV
     if not cross_path.exists():
         say("building the cross-attention graph")

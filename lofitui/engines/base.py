@@ -282,6 +282,11 @@ class EngineBase:
     max_duration_s: ClassVar[float]
     # True: the engine needs no model files (its one model is BUILTIN_MODEL; nothing is located).
     model_free: ClassVar[bool] = False
+    # Params that choose how the model is prepared and loaded (passed to both by name), and
+    # whether ``prepare`` builds files from the model (it is then given ``derived=``, the
+    # directory lofi keeps them in).
+    setup_params: ClassVar[tuple[str, ...]] = ()
+    derives: ClassVar[bool] = False
 
     @classmethod
     def prepare(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from lofitui.audio.types import Audio
-from lofitui.convert.formats import FAST_QUANTS
+from lofitui.convert.formats import CROSS_KV, FAST_QUANTS
 from lofitui.engines.base import (
     CancelToken,
     EngineBase,
@@ -47,12 +47,13 @@ from lofitui.engines.musicgen_decoder import (
     MergedDecoder,
     SplitDecoder,
 )
-from lofitui.engines.musicgen_files import MusicGenFiles
+from lofitui.engines.musicgen_files import MusicGenFiles, find_fast
+from lofitui.engines.musicgen_precision import COMPUTE_PARAM, compute_type_of
+from lofitui.engines.musicgen_precision import fast_quant as fast_quant_for
 from lofitui.engines.musicgen_prime import PRIME_PARAM, codes_from_text, codes_to_text
 from lofitui.engines.runtime import (
     RuntimeOptions,
     active_device,
-    default_fast_quant,
     load_session,
 )
 from lofitui.errors import ModelError, UsageError
@@ -100,6 +101,7 @@ PARAMS = (
         default=DEFAULT_GUIDANCE,
         minimum=1,
     ),
+    COMPUTE_PARAM,
 )
 
 
@@ -283,6 +285,8 @@ class MusicGenEngine(EngineBase):
     channels = 1
     min_duration_s = MIN_DURATION_S
     max_duration_s = MAX_DURATION_S
+    setup_params = ("compute_type",)
+    derives = True
 
     def __init__(
         self,
@@ -292,6 +296,7 @@ class MusicGenEngine(EngineBase):
         decoder: str = "auto",
         fast_quant: str | None = None,
         model_name: str | None = None,
+        compute_type: str | None = None,
     ) -> None:
         options = options or RuntimeOptions()
         self.files = files
@@ -343,6 +348,9 @@ class MusicGenEngine(EngineBase):
             self._decoder = MergedDecoder(files.decoder_merged, options, cfg.heads, cfg.head_dim)
         self.device = active_device(self._text)
         self.dtype = np.dtype(self._decoder.layout.dtype).name
+        self.compute_type = (
+            compute_type_of(self.fast_quant) if self.fast_quant else (compute_type or "auto")
+        )
 
     def _pick_decoder(self, decoder: str, options: RuntimeOptions) -> str:
         files = self.files
@@ -376,44 +384,56 @@ class MusicGenEngine(EngineBase):
         on_stage: StageCallback,
         *,
         quant: str | None = None,
+        compute_type: str | None = None,
+        derived: Path | None = None,
     ) -> Path | None:
-        """Build (once) the fast CPU decoder; returns it, or None where it does not apply.
+        """Build (once) the fast CPU decoder ``compute_type`` asks for; returns it, or None where
+        the exported graphs run (a GPU, or a model the builder does not understand with ``auto``).
 
-        With ``quant`` (``lofi models optimize``) it is built for any MusicGen directory.
-        Without, only on the first CPU run of a model in lofi's models directory: directories
-        the user passed with ``--model`` are never written to unasked, and a model the builder
-        does not understand keeps the exact path.
+        Files go to ``derived`` (lofi's own directory for this model: the model directory itself
+        when lofi manages it, a cache entry otherwise). Without ``derived``, only models in
+        lofi's models directory are built for: a directory the user passed is never written to.
+        ``quant`` (``lofi models optimize``) builds that variant explicitly.
         """
-        if quant is not None:
-            return cls._build_fast(Path(model_dir), quant, on_stage)
         model_dir = Path(model_dir)
-        if options.providers()[0] != "CPUExecutionProvider":
+        if derived is None and models_dir().resolve() in model_dir.resolve().parents:
+            derived = model_dir
+        if quant is not None:
+            return cls._build_fast(model_dir, quant, on_stage, derived)
+        wanted = fast_quant_for(compute_type, options)
+        if wanted is None or derived is None:
             return None
-        if models_dir().resolve() not in model_dir.resolve().parents:
-            return None
-        files = MusicGenFiles.find(model_dir)
-        if files.fast and files.cross_kv is not None:
-            return next(iter(files.fast.values()))
-        on_stage(f"building the fast CPU decoder for {model_dir.name} (once)")
+        built = find_fast(derived) if (derived / CROSS_KV).is_file() else {}
+        explicit = compute_type not in (None, "auto")
+        if wanted in built or (built and not explicit):
+            return built.get(wanted) or next(iter(built.values()))
+        where = "" if derived == model_dir else f" into {derived} ({model_dir} is not written to)"
+        on_stage(f"building the fast CPU decoder ({compute_type_of(wanted)}) once{where}")
         try:
-            return cls._build_fast(model_dir, default_fast_quant(), on_stage)
+            return cls._build_fast(model_dir, wanted, on_stage, derived)
         except ModelError as exc:
+            if explicit:
+                raise
             on_stage(f"keeping the exact decoder: {exc}")
             return None
 
     @staticmethod
-    def _build_fast(model_dir: Path, quant: str, on_stage: StageCallback | None) -> Path:
+    def _build_fast(
+        model_dir: Path, quant: str, on_stage: StageCallback | None, out_dir: Path | None
+    ) -> Path:
         from lofitui.convert.musicgen_fast import build_fast_decoder  # needs onnx: lazily
 
         if quant not in FAST_QUANTS:
             raise UsageError(f"unknown quantization {quant!r} (choose {', '.join(FAST_QUANTS)})")
         files = MusicGenFiles.find(model_dir)
-        if quant in files.fast and files.cross_kv is not None:
-            return files.fast[quant]
+        target = out_dir or files.onnx_dir
+        built = find_fast(target)
+        if quant in built and (target / CROSS_KV).is_file():
+            return built[quant]
         config = MusicGenConfig.from_files(files)
         return build_fast_decoder(
             files.exact_source,
-            files.onnx_dir,
+            target,
             heads=config.heads,
             max_positions=config.max_positions,
             quant=quant,
@@ -432,9 +452,28 @@ class MusicGenEngine(EngineBase):
         decoder: str = "auto",
         fast_quant: str | None = None,
         model_name: str | None = None,
+        compute_type: str | None = None,
+        derived: Path | None = None,
     ) -> MusicGenEngine:
+        """Open the model; ``derived`` is where its fast decoders were built (see ``prepare``),
+        ``compute_type`` which one runs (None/auto: the best one built for a CPU)."""
         files = MusicGenFiles.find(Path(model_dir), variant)
-        return cls(files, options, decoder=decoder, fast_quant=fast_quant, model_name=model_name)
+        if derived is not None and Path(derived) != files.onnx_dir:
+            cross = Path(derived) / CROSS_KV
+            files = replace(
+                files, fast=find_fast(Path(derived)), cross_kv=cross if cross.is_file() else None
+            )
+        if compute_type not in (None, "auto"):
+            wanted = fast_quant_for(compute_type, options or RuntimeOptions())
+            decoder, fast_quant = ("fast", wanted) if wanted else (decoder, None)
+        return cls(
+            files,
+            options,
+            decoder=decoder,
+            fast_quant=fast_quant,
+            model_name=model_name,
+            compute_type=compute_type,
+        )
 
     # -- the pipeline, piece by piece --------------------------------------------------------
 
@@ -453,12 +492,23 @@ class MusicGenEngine(EngineBase):
         params = self.sampling_params(request)
         params.validate(self.config.vocab_size)
         self.prime_of(request)
+        asked = request.param("compute_type", "auto")
+        if asked not in ("auto", self.compute_type):
+            raise UsageError(
+                f"this MusicGen engine runs compute-type {self.compute_type}, not {asked}: "
+                "load it again with that compute type"
+            )
         return params
 
-    def defaults(self) -> dict[str, float | int]:
+    def defaults(self) -> dict[str, float | int | str]:
         """The sampling parameters a request gets when it names none (from the model files)."""
         cfg = self.config
-        return {"top_k": cfg.top_k, "temperature": cfg.temperature, "guidance": cfg.guidance}
+        return {
+            "top_k": cfg.top_k,
+            "temperature": cfg.temperature,
+            "guidance": cfg.guidance,
+            "compute_type": self.compute_type,
+        }
 
     def sampling_params(self, request: TrackRequest) -> SamplingParams:
         cfg = self.config

@@ -1,4 +1,4 @@
-"""The models lofi knows by name: where each one comes from and which files it needs.
+"""The models lofi knows by name: where each one comes from and how its files are chosen.
 
 Local layout (every entry, every engine): one flat directory per model,
 ``models_dir()/<name>/``, holding the files under their ``local`` names (``config.json``,
@@ -6,18 +6,21 @@ Local layout (every entry, every engine): one flat directory per model,
 refers to them) plus ``lofi-model.json``, the manifest written after a verified download. A
 directory with the same files copied in by hand works too: it is used as is, with no network.
 
-Sizes are approximate (they tell the user what to expect before anything is fetched); the
-download uses the exact sizes and SHA-256 the hub records for the pinned revision.
+No file list here is a guess the download relies on: each downloadable entry has a ``layout``
+(:mod:`lofitui.models.layout`) that picks the files from the hub's own listing of the folders at
+the pinned ``revision``, with the sizes and hashes the hub records there; the download verifies
+against those. ``files`` is what the catalog expects at that revision, with approximate sizes:
+shown before anything is fetched (``lofi models list``/``show``, the consent prompt's estimate)
+and the names to place by hand.
+
+Revisions: every entry pins a commit where one is known. The commits below were not read from
+the hub by lofi (it was built without network access); each constant's note says where it comes
+from. A revision that is a branch name is explicit and says so: it is what the hub serves today.
 
 ACE-Step models are not downloaded ready-made: ``lofi models export ace-step`` converts a
 diffusers-format checkpoint (one of ``ACESTEP_SOURCES``, fetched through the same consent and
 verified download as any catalog model, or a local directory) into ONNX once. Their entries
 (``export`` set) list the exporter's output files; ``repo`` names the checkpoint they come from.
-
-MusicGen decoder choice: the small models fetch the split pair (``decoder_model.onnx`` for the
-first step, ``decoder_with_past_model.onnx`` after), measured faster on CPU than the merged graph.
-Medium and large fetch the merged graph only: their split pair would double a multi-GB download
-for a ~5 % speed difference. The engine tells the two apart by which files are present.
 """
 
 from __future__ import annotations
@@ -26,14 +29,30 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from lofitui.convert.formats import ACESTEP_PIPELINE_COMPONENTS
 from lofitui.engines.base import BUILTIN_MODEL
 from lofitui.errors import UsageError
+from lofitui.models.layout import DiffusersLayout, Layout, MusicGenLayout
 
 KB = 1_000
 MB = 1_000_000
 GB = 1_000_000_000
 
 MANIFEST_NAME = "lofi-model.json"
+
+# gabotechs/music_gen (MusicGPT's exports). Commit from a public project that pins this repo to
+# download small/ + small_fp32/ with recorded sizes and SHA-256 (diamondfsd's luna-ai-cut model
+# manifest, "musicgen-small-onnx-675386ca"); the other folders at this commit are what the listing
+# says when lofi downloads them.
+GABOTECHS_REVISION = "675386ca686a378fe9ff739b60fdf29c310b3560"
+# Xenova/musicgen-small (Transformers.js): no commit of it was found in any public source lofi
+# could read; the branch is pinned by name until one is.
+XENOVA_MUSICGEN_SMALL_REVISION = "main"
+# Runware/acestep-v15-turbo-diffusers: commit pinned by a public project's ACE-Step LoRA preset
+# (the same checkpoint as base model).
+RUNWARE_TURBO_REVISION = "be23effe449c5957947f3020fd63bee23c64abe4"
+# Runware/acestep-v15-base-diffusers: no commit found in any public source; branch by name.
+RUNWARE_BASE_REVISION = "main"
 
 
 @dataclass(frozen=True)
@@ -42,7 +61,7 @@ class ModelFile:
 
     remote: str
     local: str
-    size: int  # approximate, bytes
+    size: int  # approximate, bytes: for display before the hub is asked
 
     @staticmethod
     def flat(remote: str, size: int) -> ModelFile:
@@ -52,7 +71,7 @@ class ModelFile:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A named, downloadable model."""
+    """A named model: downloadable (``layout`` set) or made by ``lofi models export``."""
 
     name: str
     engine: str
@@ -62,6 +81,8 @@ class ModelEntry:
     variant: str  # short: "fp32, split decoder"
     revision: str = "main"
     params: Mapping[str, int | float | str | bool] = field(default_factory=dict)
+    # How the download picks files from the hub's listing (None: never downloaded).
+    layout: Layout | None = None
     # Made locally, not downloaded: the ``lofi models export`` arguments that make it.
     export: str | None = None
 
@@ -81,12 +102,18 @@ class ModelEntry:
 
     @property
     def size(self) -> int:
-        """Approximate download size in bytes."""
+        """Approximate download size in bytes (the listing gives the exact one)."""
         return sum(f.size for f in self.files)
 
     @property
     def local_names(self) -> tuple[str, ...]:
         return tuple(f.local for f in self.files)
+
+    def complete_sets(self) -> list[set[str]]:
+        """Sets of local names, any of which is a whole copy of this model (placed by hand)."""
+        if self.layout is None:
+            return [set(self.local_names)]
+        return self.layout.complete_sets()
 
 
 _MUSICGEN_PARAMS = {
@@ -119,24 +146,16 @@ def _gabotechs(
         files=files,
         description=description,
         variant=variant,
+        revision=GABOTECHS_REVISION,
         params=_MUSICGEN_PARAMS,
+        layout=MusicGenLayout(size_dir, onnx_dir),
     )
 
 
+# Display sizes: small fp32 from the pinned commit's recorded sizes; small fp16 from MusicGPT's
+# table; medium fp32 from the hub's public listing (graph 5.17 MB, weights 7.37 GB); the rest
+# estimated from the parameter counts. The download uses the listing's exact sizes.
 MUSICGEN_ENTRIES: tuple[ModelEntry, ...] = (
-    _gabotechs(
-        "musicgen-small",
-        "small",
-        "small_fp32",
-        [
-            ("text_encoder.onnx", 439 * MB),
-            ("decoder_model.onnx", int(1.69 * GB)),
-            ("decoder_with_past_model.onnx", int(1.49 * GB)),
-            ("encodec_decode.onnx", 118 * MB),
-        ],
-        description="MusicGen small (300M), full precision: the default, best on CPU",
-        variant="fp32, split decoder",
-    ),
     _gabotechs(
         "musicgen-small-fp16",
         "small",
@@ -147,9 +166,21 @@ MUSICGEN_ENTRIES: tuple[ModelEntry, ...] = (
             ("decoder_with_past_model.onnx", 744 * MB),
             ("encodec_decode.onnx", int(59.1 * MB)),
         ],
-        description="MusicGen small, half precision: half the download; for GPUs/CoreML "
-        "(slower than fp32 on most CPUs)",
+        description="MusicGen small (300M), half precision: the default; the smallest download "
+        "with both the fast CPU decoder (built on this machine) and the GPU path",
         variant="fp16, split decoder",
+    ),
+    _gabotechs(
+        "musicgen-small",
+        "small",
+        "small_fp32",
+        [
+            ("text_encoder.onnx", 438_689_759),
+            ("decoder_model_merged.onnx", 1_692_230_645),
+            ("encodec_decode.onnx", 118_056_304),
+        ],
+        description="MusicGen small (300M), full precision: the exported fp32 graphs",
+        variant="fp32, merged decoder",
     ),
     _gabotechs(
         "musicgen-medium",
@@ -157,8 +188,8 @@ MUSICGEN_ENTRIES: tuple[ModelEntry, ...] = (
         "medium_fp32",
         [
             ("text_encoder.onnx", 439 * MB),
-            ("decoder_model_merged.onnx", 2 * MB),
-            ("decoder_model_merged.onnx_data", int(6.2 * GB)),
+            ("decoder_model_merged.onnx", int(5.17 * MB)),
+            ("decoder_model_merged.onnx_data", int(7.37 * GB)),
             ("encodec_decode.onnx", 118 * MB),
         ],
         description="MusicGen medium (1.5B), full precision: richer, about 5x slower than small",
@@ -170,12 +201,12 @@ MUSICGEN_ENTRIES: tuple[ModelEntry, ...] = (
         "medium_fp16",
         [
             ("text_encoder.onnx", 219 * MB),
-            ("decoder_model_merged.onnx", 2 * MB),
-            ("decoder_model_merged.onnx_data", int(3.1 * GB)),
+            ("decoder_model.onnx", int(3.7 * GB)),
+            ("decoder_with_past_model.onnx", int(3.3 * GB)),
             ("encodec_decode.onnx", int(59.1 * MB)),
         ],
         description="MusicGen medium, half precision: for GPUs/CoreML",
-        variant="fp16, merged decoder",
+        variant="fp16",
     ),
     _gabotechs(
         "musicgen-large",
@@ -183,7 +214,7 @@ MUSICGEN_ENTRIES: tuple[ModelEntry, ...] = (
         "large_fp32",
         [
             ("text_encoder.onnx", 439 * MB),
-            ("decoder_model_merged.onnx", 3 * MB),
+            ("decoder_model_merged.onnx", 6 * MB),
             ("decoder_model_merged.onnx_data", int(13.2 * GB)),
             ("encodec_decode.onnx", 118 * MB),
         ],
@@ -206,9 +237,11 @@ MUSICGEN_ENTRIES: tuple[ModelEntry, ...] = (
             ModelFile.flat("onnx/encodec_decode.onnx", 118 * MB),
         ),
         description="MusicGen small with an 8-bit decoder (Transformers.js export): "
-        "the smallest download, about twice as fast on CPU, slightly lower quality",
+        "no fast decoder can be built from it; slightly lower quality",
         variant="int8, merged decoder",
+        revision=XENOVA_MUSICGEN_SMALL_REVISION,
         params=_MUSICGEN_PARAMS,
+        layout=MusicGenLayout("", "onnx", {"decoder_model_merged": "_quantized"}),
     ),
 )
 
@@ -218,10 +251,10 @@ MUSICGEN_ENTRIES: tuple[ModelEntry, ...] = (
 # layout). The 2B turbo and base (hidden 2048, 24 layers; the sizes measured in
 # ../shared/reference/ace-step.md) are published in diffusers format as conversions made with
 # diffusers' ``scripts/convert_ace_step_to_diffusers.py``; the ACE-Step team's own diffusers repos
-# hold the XL models (4B DiT). The repo ids and file lists below are taken from diffusers' docs
-# and public code, NOT checked against the live hub (lofi was built without network): a file
-# the hub lacks at the pinned revision stops the download with a message naming it, and any
-# other diffusers-format checkpoint works as ``--source DIR`` after ``hf download REPO``.
+# hold the XL models (4B DiT). The repo ids come from diffusers' docs and public code; the files
+# are whatever the listing holds for the components the exporter reads (others, such as the
+# converter's ``audio_tokenizer`` and ``audio_token_detokenizer``, stay on the hub). Any other
+# diffusers-format checkpoint works as ``--source DIR`` after ``hf download REPO``.
 
 _DIFFUSERS_CONFIGS = ("model_index.json", "scheduler/scheduler_config.json")
 
@@ -229,6 +262,7 @@ _DIFFUSERS_CONFIGS = ("model_index.json", "scheduler/scheduler_config.json")
 def _diffusers_source(
     name: str,
     repo: str,
+    revision: str,
     weights: Iterable[tuple[str, int]],
     *,
     description: str,
@@ -253,6 +287,8 @@ def _diffusers_source(
         files=files,
         description=description,
         variant=variant,
+        revision=revision,
+        layout=DiffusersLayout(ACESTEP_PIPELINE_COMPONENTS),
     )
 
 
@@ -265,6 +301,7 @@ ACESTEP_SOURCES: Mapping[str, ModelEntry] = MappingProxyType(
         "turbo": _diffusers_source(
             "acestep-v15-turbo-diffusers",
             "Runware/acestep-v15-turbo-diffusers",
+            RUNWARE_TURBO_REVISION,
             [
                 ("text_encoder/model.safetensors", int(1.19 * GB)),
                 (f"condition_encoder/{_ST}", int(1.22 * GB)),
@@ -277,6 +314,7 @@ ACESTEP_SOURCES: Mapping[str, ModelEntry] = MappingProxyType(
         "base": _diffusers_source(
             "acestep-v15-base-diffusers",
             "Runware/acestep-v15-base-diffusers",
+            RUNWARE_BASE_REVISION,
             [
                 ("text_encoder/model.safetensors", int(1.19 * GB)),
                 (f"condition_encoder/{_ST}", int(1.22 * GB)),
@@ -345,7 +383,7 @@ CATALOG: Mapping[str, ModelEntry] = MappingProxyType(
 
 # The model each engine uses when none is named (the one place this is decided).
 DEFAULT_MODELS: Mapping[str, str] = MappingProxyType(
-    {"musicgen": "musicgen-small", "ace-step": "ace-step-turbo", "synth": BUILTIN_MODEL}
+    {"musicgen": "musicgen-small-fp16", "ace-step": "ace-step-turbo", "synth": BUILTIN_MODEL}
 )
 
 

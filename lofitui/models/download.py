@@ -2,8 +2,11 @@
 
 Everything goes through huggingface_hub: its HTTP session (proxies, auth token, offline switch,
 user agent), its URL builder and HEAD metadata call (the same ``X-Repo-Commit`` /
-``X-Linked-Etag`` / ``X-Linked-Size`` headers ``hf_hub_download`` relies on), its paths-info API
-for the recorded sizes and hashes, and its error types.
+``X-Linked-Etag`` / ``X-Linked-Size`` headers ``hf_hub_download`` relies on), its tree listing
+(``list_repo_tree``: every file of a folder at a commit, with its size and hash), and its error
+types. The files are chosen from that listing by the entry's layout (:mod:`.layout`), never from
+a list written in advance; the commit the revision names is resolved once and every request
+after it asks for that commit.
 
 Why not ``hf_hub_download`` itself: since huggingface_hub 1.x it downloads into a process-unique
 temporary file that is deleted when the download fails, so a transfer interrupted by Ctrl-C, a
@@ -32,7 +35,14 @@ from urllib.parse import urlsplit
 
 import filelock
 import httpx2
-from huggingface_hub import HfApi, constants, get_hf_file_metadata, get_session, hf_hub_url
+from huggingface_hub import (
+    HfApi,
+    RepoFile,
+    constants,
+    get_hf_file_metadata,
+    get_session,
+    hf_hub_url,
+)
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -44,8 +54,10 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
 from lofitui.errors import Cancelled, ModelError
+from lofitui.models import layout as layout_mod
 from lofitui.models import store
 from lofitui.models.catalog import ModelEntry, ModelFile
+from lofitui.models.layout import Layout
 
 CHUNK_SIZE = 1 << 20
 RETRIES = 5  # consecutive failed attempts without a single new byte before giving up
@@ -208,68 +220,77 @@ _NETWORK_ERRORS = (*_TRANSPORT_ERRORS, HfHubHTTPError)
 # -- planning -----------------------------------------------------------------------------------
 
 
-def _companions(remote: str) -> list[str]:
-    """External-data files an ONNX graph may refer to (weights over 2 GB live outside it)."""
-    return [remote + "_data", remote + ".data"] if remote.endswith(".onnx") else []
+def _listing(
+    api: HfApi, entry: ModelEntry, layout: Layout, commit: str
+) -> dict[str, layout_mod.Listed]:
+    """Every file of the layout's folders at ``commit``, as the hub lists them."""
+    listed: dict[str, layout_mod.Listed] = {}
+    for folder in layout.folders:
+        for item in api.list_repo_tree(
+            entry.repo, path_in_repo=folder or None, revision=commit, recursive=layout.recursive
+        ):
+            if not isinstance(item, RepoFile):
+                continue
+            lfs = item.lfs
+            listed[item.path] = layout_mod.Listed(
+                path=item.path,
+                size=int(lfs.size if lfs is not None else item.size),
+                sha256=lfs.sha256 if lfs is not None else None,
+                git_oid=None if lfs is not None else item.blob_id,
+            )
+    return listed
 
 
 def plan_download(
     entry: ModelEntry, revision: str | None = None, directory: Path | None = None
 ) -> DownloadPlan:
-    """Ask the hub what ``entry`` is at ``revision``: the commit, each file's size and hash."""
+    """Ask the hub what ``entry`` is at ``revision``: the commit, then the listing of its
+    folders there, from which its layout picks the files (with their sizes and hashes)."""
     revision = revision or entry.revision
     directory = directory or store.model_dir(entry.name)
+    if entry.layout is None:
+        raise ModelError(f"model {entry.name!r} is not downloaded: run `{entry.install_command}`")
     if offline_requested():
         raise ModelError(
             no_network_message(entry, revision, directory, "offline mode is on (HF_HUB_OFFLINE)")
         )
     endpoint = hub_endpoint()
     network = _Network(entry, revision, directory)
-    first = entry.files[0]
+    layout = entry.layout
     try:
         meta = get_hf_file_metadata(
-            hf_hub_url(entry.repo, first.remote, revision=revision, endpoint=endpoint),
+            hf_hub_url(entry.repo, layout.probe, revision=revision, endpoint=endpoint),
             timeout=CONNECT_TIMEOUT_S,
             endpoint=endpoint,
         )
     except _NETWORK_ERRORS as exc:
-        raise network(exc, first.remote) from None
+        raise network(exc, layout.probe) from None
     commit = meta.commit_hash
     if not commit:
         raise ModelError(f"{endpoint} does not answer like a Hugging Face hub (no X-Repo-Commit)")
-
-    wanted = [f.remote for f in entry.files]
-    candidates = [c for f in entry.files for c in _companions(f.remote) if c not in wanted]
     try:
-        infos = HfApi(endpoint=endpoint).get_paths_info(
-            entry.repo, wanted + candidates, revision=commit
-        )
+        listing = _listing(HfApi(endpoint=endpoint), entry, layout, commit)
     except _NETWORK_ERRORS as exc:
-        raise network(exc, "the file list") from None
-    by_path = {info.path: info for info in infos if hasattr(info, "size")}
-
-    files: list[ModelFile] = list(entry.files)
-    files += [ModelFile.flat(c, 0) for c in candidates if c in by_path]
-    remote_files = []
-    for f in files:
-        info = by_path.get(f.remote)
-        if info is None:
-            raise ModelError(
-                f"model {entry.name!r}: {entry.repo}@{revision} has no {f.remote}; "
-                "the catalog entry does not match this revision"
-            )
-        lfs = info.lfs
-        remote_files.append(
-            RemoteFile(
-                remote=f.remote,
-                local=f.local,
-                size=int(lfs.size if lfs is not None else info.size),
-                sha256=lfs.sha256 if lfs is not None else None,
-                git_oid=None if lfs is not None else info.blob_id,
-                url=hf_hub_url(entry.repo, f.remote, revision=commit, endpoint=endpoint),
-            )
+        raise network(
+            exc, f"the listing of {', '.join(f or '/' for f in layout.folders)}"
+        ) from None
+    where = f"model {entry.name!r}: {entry.repo}@{revision}"
+    try:
+        chosen = layout.choose(listing, where)
+    except ModelError as exc:
+        raise ModelError(f"{exc}; the catalog entry does not match this revision") from None
+    files = tuple(
+        RemoteFile(
+            remote=c.file.path,
+            local=c.local,
+            size=c.file.size,
+            sha256=c.file.sha256,
+            git_oid=c.file.git_oid,
+            url=hf_hub_url(entry.repo, c.file.path, revision=commit, endpoint=endpoint),
         )
-    return DownloadPlan(entry, revision, commit, endpoint, directory, tuple(remote_files))
+        for c in chosen
+    )
+    return DownloadPlan(entry, revision, commit, endpoint, directory, files)
 
 
 def check_disk_space(plan: DownloadPlan) -> None:

@@ -131,10 +131,17 @@ def partial_files(directory: Path) -> list[Path]:
 
 def expected_files(entry: ModelEntry, manifest: Manifest | None) -> list[str]:
     """Local names a complete copy of ``entry`` has: the manifest's when lofi downloaded it
-    (it also lists external-data companions found on the hub), the catalog's otherwise."""
-    names = list(entry.local_names)
+    (what the hub's listing held), else those of the first complete set placed by hand, else
+    the catalog's."""
     if manifest is not None and manifest.complete:
-        names += [n for n in manifest.files if n not in names]
+        return list(manifest.files)
+    return list(entry.local_names)
+
+
+def _known_names(entry: ModelEntry) -> set[str]:
+    names = set(entry.local_names)
+    for complete in entry.complete_sets():
+        names |= complete
     return names
 
 
@@ -143,19 +150,17 @@ def state_of(entry: ModelEntry, directory: Path | None = None) -> State:
     if not directory.is_dir():
         return State.MISSING
     manifest = read_manifest(directory)
-    expected = expected_files(entry, manifest)
-    present = [n for n in expected if (directory / n).is_file()]
     if manifest is not None and manifest.complete:
         for local, rec in manifest.files.items():
             path = directory / local
             if not path.is_file() or path.stat().st_size != rec.size:
                 return State.DAMAGED
-        if len(present) == len(expected):
-            return State.INSTALLED
-        return State.DAMAGED
-    if len(present) == len(expected) and not partial_files(directory):
+        return State.INSTALLED
+    partials = partial_files(directory)
+    placed = any(all((directory / n).is_file() for n in c) for c in entry.complete_sets())
+    if placed and not partials:
         return State.MANUAL
-    if present or partial_files(directory):
+    if partials or any((directory / n).is_file() for n in _known_names(entry)):
         return State.PARTIAL
     return State.MISSING
 
@@ -196,7 +201,7 @@ def file_hashes(path: Path, on_bytes: Callable[[int], None] | None = None) -> tu
 def removable_files(entry: ModelEntry, directory: Path) -> list[Path]:
     """Exactly the files lofi put (or would put) in a model directory, nothing else."""
     manifest = read_manifest(directory)
-    names: set[str] = set(entry.local_names)
+    names: set[str] = _known_names(entry)
     if manifest is not None:
         names |= set(manifest.files)
     found = [directory / n for n in sorted(names) if (directory / n).is_file()]

@@ -133,7 +133,12 @@ class Backend:
             if opened is None:
                 s = self.settings
                 opened = session.open_engine(
-                    engine, model, device=s.device, threads=s.threads, offline=True
+                    engine,
+                    model,
+                    device=s.device,
+                    threads=s.threads,
+                    offline=True,
+                    params=s.params if engine == s.engine else None,
                 )
                 self._engines[key] = opened
             return opened
