@@ -50,7 +50,7 @@ def write_wav(path: str | os.PathLike[str], audio: Audio, subtype: Subtype = "FL
     if subtype == "PCM_16":
         samples = np.clip(samples, -1.0, 1.0)
     with atomic_path(target) as tmp:
-        sf.write(tmp, samples, audio.sample_rate, subtype=subtype, format="WAV")
+        sf.write(os.fsencode(tmp), samples, audio.sample_rate, subtype=subtype, format="WAV")
     return target
 
 
