@@ -480,7 +480,28 @@ def _keep_comment(old: str, new: str) -> str:
     return new
 
 
+_TOML_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
 def _toml_value(value: str | float | int) -> str:
+    """``value`` as a TOML value: a basic string escapes quotes, backslashes and every control
+    character (a raw one would make the whole file unreadable)."""
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + "".join(_toml_char(c) for c in value) + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return repr(value)
+
+
+def _toml_char(char: str) -> str:
+    if char in _TOML_ESCAPES:
+        return _TOML_ESCAPES[char]
+    return f"\\u{ord(char):04x}" if ord(char) < 0x20 or ord(char) == 0x7F else char

@@ -24,6 +24,7 @@ from lofitui.models.catalog import DEFAULT_MODELS
 RENDER_DURATION_S = 10.0  # --render's own track length; config.toml's duration is the player's
 
 
+_EXPECTED_VALUE = re.compile(r"^argument ([^/:]+)(?:/[^:]+)?: expected one argument$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -37,7 +38,12 @@ class _Parser(argparse.ArgumentParser):
     prints it and exits 2. ``--help`` and ``--version`` still print and exit 0."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{one_line(message)} (see lofi --help)")
+        dash = _EXPECTED_VALUE.match(message)
+        if dash is not None:  # "--render -x" reads -x as an option
+            hint = f"a value that starts with - is written {dash.group(1)}=VALUE; see lofi --help"
+        else:
+            hint = "see lofi --help"
+        raise UsageError(f"{one_line(message)} ({hint})")
 
 
 def _number(kind: type) -> Callable[[str], int | float]:
