@@ -4,9 +4,10 @@ and stderr captured at the file descriptors; a subprocess costs a second of impo
 
 Each case asserts the exit code (2: the user's error; 0: valid, and it works), that stderr holds
 exactly one ``lofi:`` line saying what the case expects (the error, or config.toml's warning;
-none for a clean run) and never a traceback; a run that worked wrote complete tracks (every
-path printed reads back as finite audio). Values at a limit that would take long to render are
-shown to pass validation by the next check failing instead: the model is missing.
+none for a clean run) and never a traceback; a run that worked printed one path per track and
+wrote them complete (finite audio and a sidecar). Values at a limit that would take long to
+render are shown to pass validation by the next check failing instead: the model is missing.
+A case's own options come after the base command line's, and the last of an option counts.
 """
 
 from __future__ import annotations
@@ -69,8 +70,7 @@ def _num(id: str, *args: str, code: int = 2, says: str = "", model: str = "{tiny
 
 def _ace(id: str, *args: str, code: int = 2, says: str = "", model: str = "{ace}") -> Case:
     TRIED.add(args[0])
-    argv = (*RENDER[:3], "5", *RENDER[4:], "--engine", "ace-step", "--model", model, *args)
-    return Case("numbers", id, argv, code, says)
+    return Case("numbers", id, (*ACE_RENDER[:-1], model, *args), code, says)
 
 
 NOT_FOUND = "not found"  # at a limit: accepted, so the missing model is what stops the run
@@ -546,7 +546,7 @@ def test_bad_input(case: Case, lofi_run, lofi_home: Path) -> None:
         log = (lofi_home / "xdg-state" / "lofi" / "log" / "lofi.log").read_text()
         assert said[0].removeprefix("lofi: warning: ") in log
     if code == 0:  # one path printed per track, each a complete WAV (finite audio) + sidecar
-        out_dir = Path(argv[len(argv) - 1 - argv[::-1].index("--out") + 1])
+        out_dir = Path(argv[max(i for i, arg in enumerate(argv) if arg == "--out") + 1])
         wavs = sorted(out_dir.glob("*.wav"))
         assert len(wavs) == len(out.splitlines()) >= 1, (out, err)
         for wav in wavs:
