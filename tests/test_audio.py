@@ -74,7 +74,7 @@ def test_failed_write_keeps_the_old_file_and_no_temp_file(
     write_wav(target, noise(100, 1))
 
     def broken_write(file, *args, **kwargs):
-        Path(file).write_bytes(b"RIFF partial")
+        Path(os.fsdecode(file)).write_bytes(b"RIFF partial")  # soundfile gets bytes paths
         raise error
 
     monkeypatch.setattr(wav.sf, "write", broken_write)
