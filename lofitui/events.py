@@ -1,7 +1,8 @@
 """What the scheduler tells its subscribers: stations, job snapshots and typed events.
 
 Playback events are defined once, in :mod:`lofitui.audio.events`: the scheduler passes
-:class:`NowPlaying` (with its job attached) and :class:`Level` on as they are, next to its own
+:class:`NowPlaying` (with its job attached), :class:`Level` and :class:`OutputChanged` (the audio
+output lost or back) on as they are, next to its own
 job, station, save and notice events below. All are frozen dataclasses;
 :mod:`lofitui.scheduler` re-exports them.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from lofitui.audio.events import Level, NowPlaying
+from lofitui.audio.events import Level, NowPlaying, OutputChanged
 from lofitui.engines.base import Progress, TrackRequest
 from lofitui.errors import UsageError
 
@@ -161,7 +162,14 @@ class Notice:
 
 
 SchedulerEvent = (
-    JobChanged | JobProgress | NowPlaying[JobInfo] | Level | StationChanged | TrackSaved | Notice
+    JobChanged
+    | JobProgress
+    | NowPlaying[JobInfo]
+    | Level
+    | OutputChanged
+    | StationChanged
+    | TrackSaved
+    | Notice
 )
 """Everything :meth:`lofitui.scheduler.Scheduler.subscribe` callbacks receive."""
 
@@ -173,6 +181,7 @@ __all__ = [
     "Level",
     "Notice",
     "NowPlaying",
+    "OutputChanged",
     "SchedulerEvent",
     "Severity",
     "Station",

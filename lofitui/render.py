@@ -4,6 +4,7 @@ on stdout, with rich progress on stderr."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import queue
 import secrets
@@ -33,6 +34,7 @@ from lofitui.engines.base import Progress as GenProgress
 from lofitui.engines.base import ProgressCallback as GenProgressCallback
 from lofitui.errors import UsageError
 from lofitui.library import track_metadata, write_track
+from lofitui.library.space import is_disk_full, write_error
 
 FORMATS = ("wav",)
 MAX_COUNT = 1000
@@ -102,13 +104,41 @@ def check_writable(directory: Path) -> Path:
     directory = directory.expanduser()
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / f".lofi-write-test-{os.getpid()}"
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write to output directory {directory}: {_why_not_a_directory(directory, exc)}"
+        ) from None
+    # Named as lofi's temp files are: one left by a kill is swept like them.
+    probe = directory / f".lofi-write-test.{os.getpid()}-{secrets.token_hex(4)}.part"
+    try:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        if is_disk_full(exc):
+            raise write_error(exc, directory) from None
         reason = exc.strerror or type(exc).__name__
-        raise UsageError(f"cannot write to output directory {directory}: {reason}") from None
+        raise UsageError(
+            f"cannot write to output directory {directory}: it is not writable (creating a "
+            f"file there fails: {reason})"
+        ) from None
     return directory
+
+
+def _why_not_a_directory(directory: Path, exc: OSError) -> str:
+    """Why ``mkdir`` failed, named by what is really there: a loop of symbolic links, a link
+    to nothing, a file where a directory should be; else ``exc``'s reason."""
+    for path in (*reversed(directory.parents), directory):  # the first that is wrong
+        try:
+            os.stat(path)
+        except OSError as stat_exc:
+            if stat_exc.errno == errno.ELOOP:
+                return f"{path} is a loop of symbolic links"
+            if stat_exc.errno == errno.ENOENT and path.is_symlink():
+                return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist"
+            break
+        if not path.is_dir():
+            return f"{path} is a file, not a directory"
+    return f"it cannot be created ({exc.strerror or type(exc).__name__})"
 
 
 @dataclass(frozen=True)
@@ -222,7 +252,14 @@ def render(
             request = requests[event.index]
             audio, parts = Audio.join(parts), []
             metadata = track_metadata(request, engine, audio, event.seconds)
-            path = write_track(out_dir, request, audio, metadata)
+            try:
+                path = write_track(out_dir, request, audio, metadata)
+            except OSError as exc:  # nothing of this track is left; the earlier ones are whole
+                kept = {0: "", 1: "; the track before it is kept"}.get(
+                    len(written), f"; the {len(written)} tracks before it are kept"
+                )
+                detail = f": track {event.index + 1} of {len(requests)} was not written{kept}"
+                raise write_error(exc, out_dir, detail) from None
             bars.finish(event.index, f"→ {path.name}")
             written.append(path)
     return written

@@ -20,6 +20,10 @@ Rules:
   stops within one step); ready ones leave the queue as *cancelled* but stay in the cache. The
   playing track plays on (its generation stops if it is still streaming, except in flow) until
   the new station's first track can play, which then takes over.
+- **Hand-over** (:meth:`Scheduler.hand_over`, e.g. the built-in engine giving way to a model
+  just downloaded): the new station's first track is generated while the old station keeps its
+  lookahead and plays on; once that track can play, the old station's upcoming tracks are
+  dropped and it follows the playing track at its end, so the switch falls on a track boundary.
 - **Regenerate**: ``"next"`` replaces the upcoming track by a new seed; ``"current"`` generates
   a new seed for the playing track's station that takes over as soon as it is ready.
 - **Cancel** removes one job (cancelling the playing one is a skip); **clear** cancels
@@ -43,9 +47,14 @@ Rules:
   ``FLOW_JOIN_S`` crossfade, 0: gapless); a station change continues the playing track under
   the new prompt (its first track follows the playing one instead of taking over). A track
   that came from the cache has no codes: the one after it starts afresh.
-- **No audio output** (``player=None``, a device that refuses to open or disappears): a
-  :class:`~lofitui.audio.silent.SilentPlayer` plays the queue silently in real time, so generating,
-  skipping and saving work the same; ``has_audio_output`` is False.
+- **No audio output**: a :class:`~lofitui.audio.player.Player` without a device (none at start,
+  or lost: the sound server quit, headphones unplugged) plays on unheard on its clock and retries
+  the default device every few seconds (``retry_audio`` asks at once); nothing is re-queued, and
+  sound resumes where the clock is. ``has_audio_output`` is False meanwhile, a :class:`Notice`
+  tells of the loss and the return, and :class:`OutputChanged` is passed on. With no player at
+  all (``player=None``, PortAudio missing) or one that failed for good, a
+  :class:`~lofitui.audio.silent.SilentPlayer` plays the queue silently in real time, so
+  generating, skipping and saving work the same.
 """
 
 from __future__ import annotations
@@ -69,6 +78,7 @@ import numpy as np
 from lofitui.audio.events import (
     Level,
     NowPlaying,
+    OutputChanged,
     PlayerError,
     PlayerEvent,
     TrackFinished,
@@ -104,6 +114,7 @@ __all__ = [
     "Level",
     "Notice",
     "NowPlaying",
+    "OutputChanged",
     "Scheduler",
     "SchedulerEvent",
     "Station",
@@ -167,6 +178,7 @@ class _Job:
         self.handed = False  # given to the player, not started yet
         self.pinned = False
         self.replaces_current = replaces_current
+        self.at_boundary = False  # a hand-over's first track: it follows the playing one
         # Streaming (loop thread): chunks so far, how much, how fast, and whether the player has it.
         self.chunks: list[Audio] = []
         self.generated_s = 0.0
@@ -235,7 +247,7 @@ class Scheduler:
         self.flow = flow
         self._engine_factory = engine_factory
         self._seed_source = seed_source or (lambda: secrets.randbits(31))
-        self._real_player: _PlayerLike | None = player
+        self._real_player: Player | None = player
         self._transport = player.transport if player is not None else Transport()
         if crossfade_s is None:
             crossfade_s = player.crossfade_s if player is not None else 0.0
@@ -248,11 +260,13 @@ class Scheduler:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._subscribers: list[Callable[[SchedulerEvent], None]] = []
         self._station: Station | None = None
+        self._successor: _Job | None = None  # a hand-over's first track, until it can play
         self._upcoming: list[_Job] = []
         self._current: _Job | None = None
         self._history: deque[_Job] = deque(maxlen=HISTORY)
         self._failures = 0
         self._halted = False
+        self._cache_problems: set[str] = set()  # why tracks were not cached: each noticed once
         self._started = False
         self._closed = False
         self._position = (0.0, 0.0)
@@ -382,8 +396,9 @@ class Scheduler:
 
     @property
     def has_audio_output(self) -> bool:
-        """True while tracks are audible through a real player (not silent playback)."""
-        return self._real_player is not None and self._player is self._real_player
+        """True while tracks are audible: a real player (not silent playback) with an output."""
+        player = self._real_player
+        return player is not None and self._player is player and player.has_output
 
     def job(self, job_id: str) -> JobInfo | None:
         found = self._find(job_id)
@@ -402,6 +417,7 @@ class Scheduler:
                 self._pump()
             return
         self._station = station
+        self._successor = None
         self._failures = 0
         self._halted = False
         for job in list(self._upcoming):
@@ -410,6 +426,28 @@ class Scheduler:
             self._stop_generating_current()
         self._emit(StationChanged(station))
         self._pump()
+
+    def hand_over(self, station: Station) -> None:
+        """Move to ``station`` at a track boundary, once its first track can play; until then
+        the current station plays on (see the module docstring). Without a current station this
+        is :meth:`set_station`."""
+        station.validate()
+        if self._station is None or station == self._station:
+            self.set_station(station)
+            return
+        if self._successor is not None:
+            self._cancel_job(self._successor)
+        job = self._new_job(station)
+        job.at_boundary = True
+        self._successor = job
+        self._upcoming.append(job)
+        self._changed(job)
+        self._pump()
+
+    @property
+    def handing_over_to(self) -> Station | None:
+        """The station a pending :meth:`hand_over` moves to, or None."""
+        return self._successor.station if self._successor is not None else None
 
     def enqueue(self, station: Station | None = None, seed: int | None = None) -> JobInfo:
         """Add one more job at the end of the queue (beyond the lookahead)."""
@@ -522,6 +560,12 @@ class Scheduler:
         self._transport.muted = not self._transport.muted
         return self._transport.muted
 
+    def retry_audio(self) -> None:
+        """Try the audio output again now (without one, it is retried every few seconds)."""
+        player = self._real_player
+        if player is not None and self._player is player:
+            player.retry_output()
+
     # =========================================================================================
     # The queue
 
@@ -561,7 +605,9 @@ class Scheduler:
         station = self._station
         if station is None or self._halted:
             return
-        kept = sum(1 for job in self._upcoming if not job.replaces_current)
+        kept = sum(
+            1 for job in self._upcoming if not job.replaces_current and job is not self._successor
+        )
         while kept < self.lookahead and self._pending_count() < self.max_pending:
             job = self._new_job(station)
             self._upcoming.append(job)
@@ -581,6 +627,8 @@ class Scheduler:
             self._upcoming.remove(job)
         if self._current is job:
             self._current = None
+        if self._successor is job:  # failed or cancelled: the old station carries on
+            self._successor = None
         self._unpin(job)
         self._history.append(job)
         self._changed(job)
@@ -683,6 +731,11 @@ class Scheduler:
         """Generation ended: the job is ready (or plays on, complete); the player hears of it."""
         job.track, job.codes, job.complete = track, codes, True
         job.chunks = []
+        problem = self.cache.write_problem
+        if problem is not None and problem not in self._cache_problems:
+            self._cache_problems.add(problem)
+            note = "new tracks play from memory and s still saves them"
+            self._notice(f"{problem}: {note}", "warning")
         self._pin(job)
         if job.streamed:
             job.streamed = False
@@ -793,7 +846,14 @@ class Scheduler:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if not isinstance(exc, LofiError):
             log.warning("job %s failed", job.id, exc_info=exc)
+        handing_over = job is self._successor
         self._finish(job, JobState.FAILED, reason)
+        if handing_over and self._station is not None:
+            self._notice(
+                f"cannot move to {job.station.engine}: {reason}; {self._station.engine} plays on",
+                "warning",
+            )
+            return
         self._failures += 1
         if self._failures >= self.max_failures and not self._halted:
             self._halted = True
@@ -843,6 +903,7 @@ class Scheduler:
         or the first one still generating once it can stream without running dry."""
         if not self._started or self._closed:
             return
+        self._complete_hand_over()
         ready = next((j for j in self._upcoming if j.state is JobState.READY), None)
         if ready is None and self._upcoming and self._upcoming[0].state is JobState.GENERATING:
             ready = self._upcoming[0]
@@ -851,6 +912,7 @@ class Scheduler:
         current = self._current
         takeover = (
             current is not None
+            and not ready.at_boundary
             and (ready.replaces_current or ready.station != current.station)
             and ready.primed_by is not current
         )
@@ -875,6 +937,25 @@ class Scheduler:
             FLOW_JOIN_S if ready.primed_by is not None and ready.primed_by is current else None
         )
         self._player_call(self._hand, self._player, ready, takeover, audio, crossfade)
+
+    def _complete_hand_over(self) -> None:
+        """The successor can play: drop the old station's upcoming tracks so it comes next."""
+        job = self._successor
+        if job is None:
+            return
+        if job.state is JobState.GENERATING:
+            if not self._can_stream(job, takeover=False):
+                return
+        elif job.state is not JobState.READY:
+            return
+        self._successor = None
+        self._station = job.station
+        for other in list(self._upcoming):
+            if other is not job:
+                self._cancel_job(other)
+        self._emit(StationChanged(job.station))
+        self._top_up()
+        self._start_jobs()
 
     def _can_stream(self, job: _Job, takeover: bool) -> bool:
         """The start rule (module docstring): ``job`` can start now without running dry."""
@@ -945,6 +1026,8 @@ class Scheduler:
             self._track_started(event.track_id, event.duration_s)
         elif isinstance(event, TrackFinished):
             self._track_finished(event.track_id)
+        elif isinstance(event, OutputChanged):
+            self._output_changed(event)
         elif isinstance(event, PlayerError):
             self._player_failed(event.message)
 
@@ -981,6 +1064,18 @@ class Scheduler:
         self._position = (0.0, 0.0)
         self._emit_now(None, 0.0, 0.0)
         self._pump()
+
+    def _output_changed(self, event: OutputChanged) -> None:
+        """The player lost its output or has it back: it plays on either way; tell the user."""
+        if event.available:
+            self._notice("audio output is back")
+        else:
+            self._notice(
+                f"{event.reason or 'audio output lost'}; playing on unheard, retrying the "
+                "audio output every few seconds",
+                "warning",
+            )
+        self._emit(event)
 
     def _player_failed(self, message: str) -> None:
         self._notice(f"{message}; playing silently", "error")

@@ -8,15 +8,17 @@ front-end (a terminal prompt and bar, or the app's dialog), so nothing here talk
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lofitui.engines.base import Engine, ParamValue, StageCallback
+from lofitui.engines.base import BUILTIN_MODEL, Engine, ParamValue, StageCallback
 from lofitui.engines.registry import engine_class
 from lofitui.engines.runtime import RuntimeOptions, resolve_providers
+from lofitui.errors import UsageError
 from lofitui.models import ConsentCallback, ensure_model
 
 if TYPE_CHECKING:
@@ -53,8 +55,18 @@ def locate(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> Path:
-    """``model``'s directory for ``engine_name``, downloaded first if missing and consented to."""
-    engine_class(engine_name)  # an unknown engine is refused before anything else
+    """``model``'s directory for ``engine_name``, downloaded first if missing and consented to.
+
+    An engine that needs no files (``synth``) has one model, ``builtin``: its own package, found
+    without looking anywhere.
+    """
+    cls = engine_class(engine_name)  # an unknown engine is refused before anything else
+    if getattr(cls, "model_free", False):
+        if model != BUILTIN_MODEL:
+            raise UsageError(
+                f"the {engine_name} engine is built in and takes no model (got --model {model})"
+            )
+        return Path(inspect.getfile(cls)).parent
     return ensure_model(
         model,
         engine=engine_name,

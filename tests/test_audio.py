@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lofitui.audio import mixing, wav
+from lofitui.audio import mixing
 from lofitui.audio.resample import resample
 from lofitui.audio.types import Audio
 from lofitui.audio.wav import CorruptAudioError, read_wav, write_wav
@@ -73,11 +73,13 @@ def test_failed_write_keeps_the_old_file_and_no_temp_file(
     target = tmp_path / "t.wav"
     write_wav(target, noise(100, 1))
 
-    def broken_write(file, *args, **kwargs):
-        Path(os.fsdecode(file)).write_bytes(b"RIFF partial")  # soundfile gets bytes paths
+    real_write = Path.write_bytes
+
+    def broken_write(path: Path, data: object) -> int:  # the encoded WAV reaches the disk here
+        real_write(path, b"RIFF partial")
         raise error
 
-    monkeypatch.setattr(wav.sf, "write", broken_write)
+    monkeypatch.setattr(Path, "write_bytes", broken_write)
     with pytest.raises(type(error)):
         write_wav(target, noise(300, 1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.wav"]

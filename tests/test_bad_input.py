@@ -37,7 +37,6 @@ ACE_RENDER = (*RENDER[:3], "5", *RENDER[4:], "--engine", "ace-step", "--model", 
 NOT_UTF8 = os.fsdecode(b"caf\xe9")  # Latin-1 bytes in a UTF-8 system: surrogate escapes
 LONG_NAME = "x" * 300  # one path component longer than NAME_MAX (255)
 BIG = "9" * 400  # more digits than any float holds
-WT_DISK = "wt-disk: tidy list"
 ROOT = os.geteuid() == 0
 
 
@@ -53,11 +52,9 @@ class Case:
     not_says: str = ""  # must not be in that line (a message the tidy list calls unclear)
     config: str | bytes | None = None  # config.toml's content
     setup: Callable[[Path], None] | None = None  # makes the paths the case names, in tmp
-    xfail: str | None = None  # fixed on another branch: strict, so the lead flips it
 
     def param(self) -> pytest.param:
-        marks = [pytest.mark.xfail(strict=True, reason=self.xfail)] if self.xfail else []
-        return pytest.param(self, id=f"{self.group}:{self.id}", marks=marks)
+        return pytest.param(self, id=f"{self.group}:{self.id}")
 
 
 TRIED: set[str] = set()  # the numeric options the table tries
@@ -233,24 +230,19 @@ PATH_CASES = [
     _out("out-is-file", "{tmp}/afile", says=CANNOT_WRITE, setup=_file("afile")),
     _out("out-is-fifo", "{tmp}/fifo", says=CANNOT_WRITE, setup=_fifo("fifo")),
     _out("out-dev-null", "/dev/null", says=CANNOT_WRITE),
-    _out("out-under-file", "{tmp}/afile/sub", says="Not a directory", setup=_file("afile")),
+    _out(
+        "out-under-file", "{tmp}/afile/sub", says="is a file, not a directory", setup=_file("afile")
+    ),
     _out("out-long-name", f"{{tmp}}/{LONG_NAME}", says="File name too long"),
     _out("out-not-utf8", f"{{tmp}}/{NOT_UTF8}", code=0),
     _out("out-spaces-unicode", "{tmp}/my música ♪", code=0),
-    _out(
-        "out-proc",
-        "/proc",
-        says=CANNOT_WRITE,
-        not_says="No such file or directory",
-        xfail=f"{WT_DISK} (--out /proc)",
-    ),
+    _out("out-proc", "/proc", says="/proc: it is not writable"),
     _out(
         "out-symlink-loop",
         "{tmp}/loop-a",
         says=CANNOT_WRITE,
         not_says="File exists",
         setup=_loop,
-        xfail=f"{WT_DISK} (symlink loop --out)",
     ),
     _model("model-nonexistent-dir", "{tmp}/nowhere/", says="not found"),
     Case(
@@ -413,12 +405,10 @@ def _md(
     says: str,
     source: Path = TINY,
     code: int = 2,
-    xfail: str | None = None,
 ) -> Case:
     engine = ("--engine", "ace-step", "--duration", "5") if source == ACE else ()
     argv = (*RENDER, *engine, "--model", "{tmp}/model")
-    setup = _broken_copy(source, change)
-    return Case("model dirs", id, argv, code, says, setup=setup, xfail=xfail)
+    return Case("model dirs", id, argv, code, says, setup=_broken_copy(source, change))
 
 
 def _empty(model: Path) -> None:
@@ -451,13 +441,11 @@ MODEL_CASES = [
         "config-sampling-rate-zero",
         _json_edit("config.json", _sub("audio_encoder", "sampling_rate", 0)),
         "sampling_rate",
-        xfail=f"{WT_DISK} (sampling_rate 0)",
     ),
     _md(
         "config-codebooks-disagree-with-graph",
         _json_edit("config.json", _sub("decoder", "num_codebooks", 8)),
         "num_codebooks",
-        xfail="wt-disk: #13 item 8 (config checked against the graphs)",
     ),
     _md(
         "generation-config-invalid",
@@ -468,7 +456,6 @@ MODEL_CASES = [
         "generation-config-wrong-type",
         _json_edit("generation_config.json", lambda data: data.update(guidance_scale="high")),
         "generation_config.json",
-        xfail="wt-disk: #13 item 8 (a bad generation_config.json named as such)",
     ),
     _md("no-generation-config", _replace("generation_config.json", None), "", code=0),
     _md("no-tokenizer", _replace("tokenizer.json", None), "tokenizer.json"),

@@ -482,18 +482,19 @@ def test_no_dropouts_while_generation_runs_in_the_same_process(play) -> None:
 
 
 _NO_DEVICE_SCRIPT = """
+import json, time
 from lofitui.audio.player import Player
-from lofitui.errors import DeviceError
-try:
-    Player().start()
-except DeviceError as exc:
-    print("DeviceError:", exc)
-else:
-    print("started")
+player = Player()
+player.start()  # no sound server: it starts unheard and says why
+time.sleep(0.3)
+report = {"running": player.running, "has_output": player.has_output,
+          "why": player.output_error}
+player.close()
+print(json.dumps(report))
 """
 
 
-def test_clear_error_when_there_is_no_output_device(tmp_path: Path) -> None:
+def test_without_an_output_device_the_player_runs_unheard_and_says_why(tmp_path: Path) -> None:
     client_conf = tmp_path / "client.conf"
     client_conf.write_text("autospawn = no\n")
     env = {
@@ -513,54 +514,7 @@ def test_clear_error_when_there_is_no_output_device(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("DeviceError: no audio output device"), lines
-
-
-_DEVICE_LOST_SCRIPT = """
-import json, sys, time
-import numpy as np
-sys.path.insert(0, "tests")
-import soundserver
-server = soundserver.start_private()
-import os
-os.environ.update(server.env)
-from lofitui.audio.events import PlayerError
-from lofitui.audio.player import Player
-from lofitui.audio.types import Audio
-events = []
-player = Player(crossfade_s=0.0)
-player.subscribe(events.append)
-player.start()
-t = np.arange(48000 * 3) / 48000
-player.enqueue("t", Audio((0.3 * np.sin(2 * np.pi * 440 * t))[:, None].astype(np.float32), 48000))
-time.sleep(0.5)
-server.stop(timeout_s=0)  # SIGTERM, then SIGKILL: the device vanishes mid-play
-deadline = time.monotonic() + 5
-while time.monotonic() < deadline and not any(isinstance(e, PlayerError) for e in events):
-    time.sleep(0.05)
-errors = [e.message for e in events if isinstance(e, PlayerError)]
-result = {"errors": errors, "running": player.running, "error": player.error}
-player.close()
-player.enqueue("u", Audio(np.zeros((100, 1), np.float32), 48000))  # no crash after failure
-print(json.dumps(result))
-import shutil
-shutil.rmtree(server.directory, ignore_errors=True)
-"""
-
-
-@pytest.mark.sound
-def test_device_lost_mid_play_is_reported_and_playback_stops_cleanly() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", _DEVICE_LOST_SCRIPT],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(report["errors"]) == 1, report
-    message = report["errors"][0]
-    assert "\n" not in message and "audio device" in message
-    assert report["running"] is False and report["error"] == message
+    assert len(lines) == 1, lines
+    report = json.loads(lines[0])
+    assert report["running"] is True and report["has_output"] is False
+    assert report["why"].startswith("no audio output device"), report

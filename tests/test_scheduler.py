@@ -30,6 +30,7 @@ from lofitui.scheduler import (
     Level,
     Notice,
     NowPlaying,
+    OutputChanged,
     Scheduler,
     SchedulerEvent,
     Station,
@@ -290,6 +291,45 @@ async def test_station_change_drops_ready_tracks_and_takes_over(make, tmp_path: 
     assert all(j.station == RAIN for j in s.upcoming)
 
 
+async def test_hand_over_waits_for_a_track_boundary(make) -> None:
+    s, events, _ = await make(CALM)
+    await until(lambda: settled(s), what="the old station playing with its lookahead ready")
+    old_upcoming = s.upcoming
+    s.hand_over(RAIN)
+    assert s.station == CALM and s.handing_over_to == RAIN, "the old station plays on meanwhile"
+    assert [s.job(j.id).state for j in old_upcoming] == [S.READY, S.READY]
+
+    await until(
+        lambda: s.current is not None and s.current.station == RAIN,
+        what="the new station's first track",
+    )
+    assert s.station == RAIN and s.handing_over_to is None
+    assert events.of(StationChanged)[-1].station == RAIN
+    # the track before the switch played to its end: a boundary, not a takeover
+    first_rain = s.current.id
+    order = [e.job.id for e in events.of(JobChanged) if e.job.state is S.PLAYING]
+    before = order[order.index(first_rain) - 1]
+    reached = max(n.position_s for n in events.of(NowPlaying) if n.track_id == before)
+    assert reached >= CALM.duration_s - 0.25, f"the old track was cut at {reached:.2f} s"
+    assert events.states(before)[-1] is S.PLAYED
+    await until(lambda: settled(s))
+    assert all(j.station == RAIN for j in s.upcoming)
+
+
+async def test_a_failing_hand_over_leaves_the_old_station_playing(make, failing_engine) -> None:
+    s, events, _ = await make(factory=Factory(failing_engine))
+    await until(lambda: settled(s))
+    s.hand_over(Station("boom", model="tiny", duration_s=1.0))
+    await until(lambda: s.handing_over_to is None, what="the hand-over to fail")
+    assert s.station == CALM and not s.halted
+    assert "plays on" in events.of(Notice)[-1].message
+    played = len([e for e in events.of(JobChanged) if e.job.state is S.PLAYED])
+    await until(
+        lambda: len([e for e in events.of(JobChanged) if e.job.state is S.PLAYED]) > played + 1,
+        what="the old station to keep playing",
+    )
+
+
 async def test_station_change_cancels_generation_within_a_step(make, tmp_path: Path) -> None:
     s, events, _ = await make(LONG, paused=True, lookahead=1)
     await until(lambda: events.of(JobProgress), what="generation under way")
@@ -517,27 +557,32 @@ async def test_a_corrupt_cached_track_is_dropped_and_regenerated(make, tmp_path:
     assert np.array_equal(read_wav(track.path).samples, original), "same request, same audio"
 
 
-async def test_no_output_device_falls_back_to_silent_playback(make) -> None:
+async def test_without_an_output_device_the_queue_plays_on_unheard(make) -> None:
     from lofitui.audio.player import Player
 
-    s, events, _ = await make(paused=True, player=Player(device="no-such-device-xyz"))
-    assert not s.has_audio_output
-    assert any("playing silently" in n.message for n in events.of(Notice))
+    player = Player(device="no-such-device-xyz")
+    s, _, _ = await make(player=player)
+    assert not s.has_audio_output and player.running and player.output_error
+    s.retry_audio()  # tries again at once; the device still does not exist
     await until(lambda: settled(s))
+    playing = s.current
+    await until(lambda: s.current.id != playing.id, timeout=3, what="1 s tracks go by")
+    assert not s.has_audio_output
 
 
 async def test_volume_mute_and_pause_are_held_in_one_place(make) -> None:
     from lofitui.audio.player import Player
 
-    player = Player(device="no-such-device-xyz")  # falls back to silent playback
-    s, _, _ = await make(paused=True, player=player)
+    player = Player(device="no-such-device-xyz")  # plays on unheard, on its clock
+    s, _, _ = await make(player=player)
     s.set_volume(0.3)
     assert s.toggle_mute() is True
+    await until(lambda: settled(s))
+    assert s.toggle_pause() is True
     assert (player.volume, player.muted, player.paused) == (0.3, True, True)
     assert (s.volume, s.muted, s.paused) == (0.3, True, True)
-    await until(lambda: settled(s))
     playing = s.current
-    await asyncio.sleep(1.5)  # 1 s tracks: the silent player kept the pause
+    await asyncio.sleep(1.5)  # 1 s tracks: the unheard player kept the pause
     assert s.current.id == playing.id
     assert s.toggle_pause() is False and not player.paused
     await until(lambda: s.current.id != playing.id, timeout=3, what="playback resumed")
@@ -545,6 +590,35 @@ async def test_volume_mute_and_pause_are_held_in_one_place(make) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Real playback into the null sink
+
+
+async def test_a_lost_output_comes_back_and_the_queue_plays_on(make) -> None:
+    """The sound server quits and comes back: the playing track plays on unheard and is heard
+    again, no job is dropped or re-queued, and the app is told both ways."""
+    import soundserver
+    from test_audio_recovery import wait_gone
+
+    from lofitui.audio.player import Player
+
+    server = soundserver.start_private()
+    with soundserver.serving(server):
+        station = Station("warm tape hiss", model="tiny", duration_s=10.0)
+        s, events, _ = await make(station, player=Player(crossfade_s=0.0))
+        assert s.has_audio_output
+        await until(lambda: s.current is not None, what="a track plays")
+        playing = s.current.id
+        server.stop(timeout_s=0)
+        await until(lambda: not s.has_audio_output, timeout=5, what="the loss noticed")
+        await asyncio.to_thread(wait_gone, server)
+        await asyncio.to_thread(server.start)
+        await until(lambda: s.has_audio_output, timeout=5, what="the output back")
+        assert s.current is not None and s.current.id == playing, "the same track plays on"
+    changes = [e.available for e in events.of(OutputChanged)]
+    assert changes == [False, True]
+    notices = [n.message for n in events.of(Notice)]
+    assert any("playing on unheard" in n for n in notices) and "audio output is back" in notices
+    assert events.states(playing)[-1] is S.PLAYING
+    assert not [e for e in events.of(JobChanged) if e.job.state in (S.FAILED, S.CANCELLED)]
 
 
 @pytest.mark.sound

@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.style import Style
 from textual import events
 from textual.color import Color
-from textual.widgets import Button, Input, ProgressBar, Static
+from textual.widgets import Input, Static
 from tui_fakes import (
+    TUI_PROMPT,
     FakeBackend,
     FakeScheduler,
     tui_job,
@@ -26,7 +27,7 @@ from tui_fakes import (
 from lofitui.config import Config, load_config
 from lofitui.engines.base import Progress
 from lofitui.errors import ModelError
-from lofitui.events import JobChanged, JobProgress, Notice, NowPlaying
+from lofitui.events import JobChanged, JobProgress, Notice, NowPlaying, StationChanged
 from lofitui.keymap import BINDING_IDS, KEYS
 from lofitui.models.catalog import get_entry
 from lofitui.models.download import DownloadProgress
@@ -384,9 +385,17 @@ async def first_run_screen(pilot, app) -> FirstRunScreen:
     raise AssertionError("no first-run dialog")
 
 
-async def test_first_run_dialog_downloads_with_progress(tui_env):
+async def until_true(pilot, predicate, what: str, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            await pilot.pause()
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_first_run_plays_the_synth_and_downloads_in_the_background(tui_env):
     gate = threading.Event()
-    seen: list[float] = []
 
     def download(entry, progress, cancel):
         total = entry.size
@@ -399,69 +408,80 @@ async def test_first_run_dialog_downloads_with_progress(tui_env):
     backend = FakeBackend(missing=missing_small(tui_env), download=download)
     app = make_app(backend)
     async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)  # the music starts before anything is asked
+        assert backend.built_for is None
+        assert fake.station.engine == "synth"
         screen = await first_run_screen(pilot, app)
         text = " ".join(text_of(s) for s in screen.query("Static"))
-        assert "musicgen-small" in text
+        assert "built-in synth" in text and "musicgen-small" in text
         assert "3.7 GB" in text  # its size
         assert str(tui_env / "models" / "musicgen-small") in text  # its destination
-        assert app.scheduler is None
         await pilot.click("#download")
-        for _ in range(200):  # the bar moves while the download thread waits
-            await asyncio.sleep(0.01)
-            bar = screen.query_one(ProgressBar)
-            if bar.total and bar.progress:
-                seen.append(bar.progress / bar.total)
-                break
-        assert seen and 0 < seen[0] < 1
-        assert "downloading decoder_model.onnx" in text_of(screen.query_one("#first-run-status"))
+        assert not isinstance(app.screen, FirstRunScreen), "the dialog closes at once"
+        status = app.query_one(StatusBar)
+        await until_true(pilot, lambda: "50%" in status.download, "progress in the status bar")
+        assert "↓ musicgen-small" in status.download
         gate.set()
-        fake = await started(pilot, app)
+        await until_true(
+            pilot, lambda: ("hand_over", "musicgen", TUI_PROMPT) in fake.calls, "hand-over"
+        )
         assert backend.downloaded == ["musicgen-small"]
-        assert not isinstance(app.screen, FirstRunScreen)
-        assert fake.started
+        assert status.download == ""
+        assert any("moves to it after this track" in t for t in toasts(app))
+        fake.emit(StationChanged(fake.handing_over_to))
+        await pilot.pause()
+        assert any("now playing musicgen" in t for t in toasts(app))
+        await pilot.press("d")
+        await pilot.pause()
+        assert not isinstance(app.screen, FirstRunScreen)  # installed now: nothing to offer
 
 
-async def test_first_run_no_network_explains_and_offers_retry(tui_env):
+async def test_first_run_no_network_says_how_to_install_by_hand(tui_env):
     attempts = []
 
     def download(entry, progress, cancel):
         attempts.append(1)
-        raise ModelError(
-            f"cannot download model {entry.name!r}: cannot reach huggingface.co; Without "
-            f"network: put config.json, ... in {tui_env}/models/{entry.name}/ or pass --model DIR"
-        )
+        raise ModelError(f"cannot download model {entry.name!r}: cannot reach huggingface.co")
 
     backend = FakeBackend(missing=missing_small(tui_env), download=download)
     app = make_app(backend)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await first_run_screen(pilot, app)
+        fake = await started(pilot, app)
+        await first_run_screen(pilot, app)
         await pilot.press("y")
-        for _ in range(200):
-            await asyncio.sleep(0.01)
-            if screen.query_one("#download", Button).label.plain == "Retry":
-                break
-        status = text_of(screen.query_one("#first-run-status"))
-        assert "cannot reach huggingface.co" in status and "--model DIR" in status
-        await pilot.click("#download")
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if len(attempts) == 2:
-                break
-        assert len(attempts) == 2
-        await pilot.pause(0.05)
+        await until_true(pilot, lambda: any("by hand" in t for t in toasts(app)), "the failure")
+        shown = " ".join(toasts(app))
+        assert "--model DIR" in shown and str(tui_env / "models" / "musicgen-small") in shown
+        assert "cannot reach huggingface.co" in shown and "press d" in shown
+        assert shown.index("by hand") < shown.index("cannot reach"), "what to do comes first"
+        assert fake.started and not fake.closed, "the synth plays on"
+        await pilot.press("d")  # ask again: the dialog, then a second try
+        await first_run_screen(pilot, app)
+        await pilot.press("y")
+        await until_true(pilot, lambda: len(attempts) == 2, "the retry")
         await pilot.press("q")
     assert app.return_value == 0
-    assert app.scheduler is None
 
 
-async def test_first_run_decline_quits(tui_env):
+async def test_first_run_decline_is_remembered_until_asked_again(tui_env):
     backend = FakeBackend(missing=missing_small(tui_env), download=lambda *a: None)
     app = make_app(backend)
     async with app.run_test(size=SIZE) as pilot:
+        fake = await started(pilot, app)
         await first_run_screen(pilot, app)
         await pilot.press("escape")
+        assert not isinstance(app.screen, FirstRunScreen)
+        assert fake.started and not fake.closed, "declining keeps the synth playing"
     assert backend.downloaded == []
-    assert app.return_value == 0
+
+    again = make_app(FakeBackend(missing=missing_small(tui_env), download=lambda *a: None))
+    async with again.run_test(size=SIZE) as pilot:
+        await started(pilot, again)
+        await pilot.pause(0.2)
+        assert not isinstance(again.screen, FirstRunScreen), "not asked again at start-up"
+        assert any("press d to download musicgen-small" in t for t in toasts(again))
+        await pilot.press("d")
+        await first_run_screen(pilot, again)
 
 
 async def test_progress_flood_keeps_the_ui_current(tui_env):

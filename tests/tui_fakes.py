@@ -24,6 +24,7 @@ class FakeScheduler:
         self.subscribers: list = []
         self.jobs: list[ev.JobInfo] = []
         self.station: ev.Station | None = None
+        self.handing_over_to: ev.Station | None = None
         self.volume = 1.0
         self.muted = False
         self.paused = False
@@ -52,6 +53,10 @@ class FakeScheduler:
         self.calls.append(("set_station", station.prompt))
         self.station = station
         self.emit(ev.StationChanged(station))
+
+    def hand_over(self, station) -> None:
+        self.calls.append(("hand_over", station.engine, station.prompt))
+        self.handing_over_to = station
 
     def skip(self) -> None:
         self.calls.append(("skip",))
@@ -84,6 +89,9 @@ class FakeScheduler:
         self.calls.append(("toggle_mute",))
         self.muted = not self.muted
         return self.muted
+
+    def retry_audio(self) -> None:
+        self.calls.append(("retry_audio",))
 
     @property
     def current(self):
@@ -176,9 +184,14 @@ class FakeBackend:
         self.downloaded.append(entry.name)
         return self._download(entry, progress, cancel)
 
+    def station_for(self, model_dir):
+        if model_dir is None:  # nothing installed: the built-in engine
+            return ev.Station(prompt=TUI_PROMPT, engine="synth", model="builtin", duration_s=30.0)
+        return ev.Station(prompt=TUI_PROMPT, model="musicgen-small", duration_s=30.0)
+
     def build(self, model_dir):
         from lofitui.tui.backend import Built
 
-        station = ev.Station(prompt=TUI_PROMPT, model="musicgen-small", duration_s=30.0)
+        self.built_for = model_dir
         self.built.set()
-        return Built(self.scheduler, station, self.audio_problem)
+        return Built(self.scheduler, self.station_for(model_dir), self.audio_problem)

@@ -1,9 +1,9 @@
 """What playback tells its listeners: the one vocabulary from the player up to the TUI.
 
 The players (:mod:`lofitui.audio.player`, :mod:`lofitui.audio.silent`) emit these; the scheduler
-passes :class:`NowPlaying` and :class:`Level` on unchanged in kind (it attaches its job to
-``NowPlaying.job``) and turns :class:`TrackStarted` / :class:`TrackFinished` /
-:class:`PlayerError` into job changes. All are frozen dataclasses.
+passes :class:`NowPlaying`, :class:`Level` and :class:`OutputChanged` on unchanged in kind (it
+attaches its job to ``NowPlaying.job``) and turns :class:`TrackStarted` / :class:`TrackFinished`
+/ :class:`PlayerError` into job changes. All are frozen dataclasses.
 """
 
 from __future__ import annotations
@@ -55,11 +55,22 @@ class Level:
 
 
 @dataclass(frozen=True)
+class OutputChanged:
+    """The audio output went away (``available`` False; ``reason``, one line, says why) or is
+    back. Without one the player plays on, unheard, on a clock, and keeps retrying the default
+    device: tracks, positions and events go on as if heard, and sound resumes where the clock is.
+    """
+
+    available: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class PlayerError:
-    """Playback failed (device gone, ...); the player has stopped. ``message`` is one line."""
+    """Playback failed for good (an internal error); the player has stopped. One line."""
 
     message: str
 
 
-PlayerEvent = TrackStarted | TrackFinished | NowPlaying[Any] | Level | PlayerError
+PlayerEvent = TrackStarted | TrackFinished | NowPlaying[Any] | Level | OutputChanged | PlayerError
 Subscriber = Callable[[PlayerEvent], None]

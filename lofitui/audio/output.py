@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from typing import Any
 
 from lofitui.errors import DeviceError
@@ -41,6 +42,22 @@ def import_sounddevice() -> Any:
     return sd
 
 
+_RESCAN_LOCK = threading.Lock()
+
+
+def rescan(sd: Any) -> None:
+    """Make PortAudio list the devices again (it lists them once, when it is initialised).
+
+    Terminating PortAudio closes every stream of the process: call this with none open (lofi
+    has one, the player's). Safe from any thread but the audio callback; one rescan at a time.
+    """
+    with _RESCAN_LOCK:
+        with contextlib.suppress(Exception):
+            sd._terminate()
+        with contextlib.suppress(Exception):
+            sd._initialize()
+
+
 def _output_devices(sd: Any) -> list[dict[str, Any]]:
     try:
         return [d for d in sd.query_devices() if d["max_output_channels"] > 0]
@@ -52,9 +69,7 @@ def output_device(sd: Any, device: int | str | None) -> dict[str, Any]:
     """The device to open, or :class:`DeviceError`. Rescans once if none is known: PortAudio
     lists devices when it is initialised, which may be before the sound server came up."""
     if not _output_devices(sd):
-        with contextlib.suppress(Exception):
-            sd._terminate()
-            sd._initialize()
+        rescan(sd)
     if not _output_devices(sd):
         raise DeviceError(
             "no audio output device found (no sound card, or no sound server such as "

@@ -14,6 +14,13 @@ a ring buffer ahead of the audio device. Three threads, each with one job:
 - the **event dispatcher** (``lofi-player-events``) calls subscribers, so a slow subscriber can
   never starve the audio (see :mod:`lofitui.audio.dispatch`).
 
+**Without an output** (none at start, or the stream died: the sound server quit, the device was
+unplugged) the player plays on unheard: the feeder takes the ring's frames on the wall clock as
+the callback would, so tracks start, stream and finish as if heard, and a fourth thread
+(``lofi-audio-retry``) rescans PortAudio's devices and tries the default output every
+``RETRY_S`` (at once on :meth:`Player.retry_output`). A stream that opens starts reading the ring
+at the frame the clock reached, faded in; :class:`OutputChanged` tells of both changes.
+
 Ring positions are the timeline's frame positions: the feeder writes at ``_w``, the callback
 reads at ``_r`` (``_r <= _w``); the frame being heard is about ``_r - latency``. Everything before
 ``_r + margin`` is final; everything after it may be rewritten.
@@ -21,6 +28,7 @@ reads at ``_r`` (``_r <= _w``); the frame being heard is about ``_r - latency``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
@@ -33,12 +41,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lofitui.audio.dispatch import Dispatcher
-from lofitui.audio.events import Level, NowPlaying, PlayerError, PlayerEvent, Subscriber
+from lofitui.audio.events import (
+    Level,
+    NowPlaying,
+    OutputChanged,
+    PlayerError,
+    PlayerEvent,
+    Subscriber,
+)
 from lofitui.audio.mixing import levels, to_stereo
 from lofitui.audio.output import (
     import_sounddevice,
     one_line,
     output_device,
+    rescan,
     try_realtime_priority,
 )
 from lofitui.audio.resample import StreamResampler
@@ -63,6 +79,8 @@ STALL_AHEAD_S = 0.15  # at a growing track's frontier with less than this ahead:
 LEVEL_WINDOW_S = 0.05
 TICK_S = 0.1  # position and level events: ~10 Hz
 WATCHDOG_S = 2.0  # no callback for this long while running means the device is gone
+RETRY_S = 2.0  # without an output, try the default device again this often
+LOST_MESSAGE = "audio device stopped (it was disconnected or the sound server quit)"
 # The callback needs the GIL. With Python's default 5 ms switch interval, three busy Python
 # threads (a generation job's sampling loop, ...) delayed it by up to ~230 ms (measured); at 1 ms
 # the worst delay was ~25 ms. The player lowers the interval while it runs.
@@ -100,6 +118,10 @@ class Player(TransportControls):
 
     While running, the player lowers Python's GIL switch interval to 1 ms (see
     ``GIL_SWITCH_INTERVAL_S``) and restores it on :meth:`close`.
+
+    Without a usable output it plays on unheard, on the wall clock, and retries the device
+    (module docstring); :attr:`has_output` and :attr:`output_error` say how it stands. A
+    stream is reopened at the rate the player already runs at.
 
     Thread-safe: every method may be called from any thread. Events go to subscribers on the
     player's own event thread.
@@ -147,8 +169,23 @@ class Player(TransportControls):
         self._in_gap = False
         self._underflows = 0
         self._starved_blocks = 0
-        self._device_lost = False
         self._audio_pending = False  # a track is being written or waits: running dry is a dropout
+        # Never report a heard frame before this one (set when a reopened stream takes over).
+        self._played_floor = -sys.maxsize
+
+        # The output: whether a stream takes the frames, and the clock that does when none does.
+        self._sd: Any = None
+        self._online = False
+        self._output_error: str | None = None
+        self._lost: str | None = None  # set on PortAudio's thread: the stream ended by itself
+        self._generation = 0  # the stream a finished callback belongs to
+        self._incoming: sounddevice.OutputStream | None = None  # opened by the retry thread
+        self._retry_now = threading.Event()
+        self._retrier: threading.Thread | None = None
+        self._seen_callbacks = 0
+        self._seen_at = 0.0  # when the feeder last saw the callback run
+        self._clock_at = 0.0  # without output: when the clock last took frames
+        self._clock_frac = 0.0
 
         self._stream: sounddevice.OutputStream | None = None
         self._feeder: threading.Thread | None = None
@@ -160,48 +197,65 @@ class Player(TransportControls):
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the output stream and start the threads; :class:`DeviceError` if impossible."""
+        """Open the output stream and start the threads.
+
+        Without a usable output (no device, no sound server, a stream that will not start) the
+        player starts all the same, unheard, and retries (:attr:`output_error` says why).
+        :class:`DeviceError` only if PortAudio itself is missing.
+        """
         if self._running:
             return
         if self._closed:
             raise RuntimeError("player was closed")
-        sd = import_sounddevice()
-        device_info = output_device(sd, self.device)
-        stream = self._open_stream(sd, device_info)
-        self._allocate(stream)
-        self._stream = stream
+        sd = self._sd = import_sounddevice()
+        stream: sounddevice.OutputStream | None = None
+        reason = ""
+        try:
+            device_info = output_device(sd, self.device)
+            stream = self._open_stream(sd, device_info, self._start_rates(device_info))
+        except DeviceError as exc:
+            reason = str(exc)
+        self._allocate(float(stream.latency) if stream is not None else self._latency_request)
         self._running = True
-        self._feeder = threading.Thread(target=self._feed_loop, name="lofi-player", daemon=True)
-        self._events.start()
-        self._feeder.start()
         self._saved_switch_interval = sys.getswitchinterval()
         if self._saved_switch_interval > GIL_SWITCH_INTERVAL_S:
             sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        try:
-            stream.start()
-        except Exception as exc:
-            self.close()
-            raise DeviceError(f"cannot start audio output: {one_line(exc)}") from exc
+        self._events.start()
+        now = time.monotonic()
+        if stream is None:
+            self._go_offline(reason, now)
+        else:
+            self._begin(stream, now)
+        self._feeder = threading.Thread(target=self._feed_loop, name="lofi-player", daemon=True)
+        self._feeder.start()
 
     def close(self) -> None:
         """Fade out, stop the stream and the threads. Idempotent; the player cannot restart."""
         if self._closed:
             return
-        self._closed = True
-        was_running = self._running
-        self._running = False
+        with self._lock:  # the retry thread hands a stream over only while running
+            self._closed = True
+            was_running = self._running
+            self._running = False
         self._wake.set()
-        if was_running and self._stream is not None and not self._device_lost:
+        self._retry_now.set()
+        if was_running and self._online and self._stream is not None:
             paused = self.transport.paused
             self.transport.paused = True  # fade out instead of cutting mid-waveform
             deadline = time.monotonic() + 0.2
             while not self._gain.holding and time.monotonic() < deadline and self._stream.active:
                 time.sleep(0.005)
             self.transport.paused = paused  # the state outlives this player
-        feeder = self._feeder
-        if feeder is not None and feeder is not threading.current_thread():
-            feeder.join(timeout=2.0)
+        for thread in (self._feeder, self._retrier):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=2.0)
+        self._online = False
+        self._generation += 1
         self._close_stream()
+        with self._lock:
+            incoming, self._incoming = self._incoming, None
+        if incoming is not None:
+            _close_quietly(incoming)
         if self._saved_switch_interval is not None:
             sys.setswitchinterval(self._saved_switch_interval)
         self._events.close()
@@ -300,11 +354,26 @@ class Player(TransportControls):
 
     @property
     def running(self) -> bool:
+        """Started and not closed or failed (with or without an output)."""
         return self._running
 
     @property
+    def has_output(self) -> bool:
+        """True while a device plays the audio; False while the player runs unheard."""
+        return self._online
+
+    @property
+    def output_error(self) -> str | None:
+        """Why there is no output (one line, the last attempt's reason); None while there is."""
+        return None if self._online else self._output_error
+
+    def retry_output(self) -> None:
+        """Try the output device again now rather than at the next automatic retry."""
+        self._retry_now.set()
+
+    @property
     def error(self) -> str | None:
-        """The one-line reason playback stopped, if it failed."""
+        """The one-line reason playback stopped for good, if it failed."""
         return self._error
 
     @property
@@ -320,11 +389,19 @@ class Player(TransportControls):
     # =========================================================================================
     # Stream and callback
 
-    def _open_stream(self, sd: Any, device_info: dict[str, Any]) -> sounddevice.OutputStream:
+    def _start_rates(self, device_info: dict[str, Any]) -> list[int]:
+        """The rates to ask of the device at start: the requested one (or 48000, then the
+        device's default)."""
         rates = [self._requested_rate or DEFAULT_SAMPLERATE]
         default_rate = int(device_info.get("default_samplerate") or 0)
         if self._requested_rate is None and default_rate and default_rate not in rates:
             rates.append(default_rate)
+        return rates
+
+    def _open_stream(
+        self, sd: Any, device_info: dict[str, Any], rates: list[int]
+    ) -> sounddevice.OutputStream:
+        """An output stream (not started) at the first of ``rates`` the device accepts."""
         last: Exception | None = None
         for rate in rates:
             try:
@@ -336,7 +413,7 @@ class Player(TransportControls):
                     dtype="float32",
                     latency=self._latency_request,
                     callback=self._callback,
-                    finished_callback=self._stream_finished,
+                    finished_callback=functools.partial(self._stream_finished, self._generation),
                 )
             except (sd.PortAudioError, ValueError) as exc:
                 last = exc
@@ -346,14 +423,18 @@ class Player(TransportControls):
         name = device_info.get("name", "default")
         raise DeviceError(f"cannot open audio output {name!r}: {one_line(last)}")
 
-    def _allocate(self, stream: sounddevice.OutputStream) -> None:
+    def _allocate(self, latency_s: float) -> None:
+        """The ring and the timeline at the device rate; ``latency_s``: the stream's latency."""
         rate = self.samplerate
-        self._latency_frames = round(float(stream.latency) * rate)
+        self._latency_frames = round(latency_s * rate)
         self._margin = int(REWIND_MARGIN_S * rate)
         self._fill = int(FILL_AHEAD_S * rate)
         self._lead = self._margin + int(IDLE_LEAD_S * rate)
         self._stall_ahead = int(STALL_AHEAD_S * rate)
-        self._history = self._latency_frames + int(LEVEL_WINDOW_S * rate) + BLOCKSIZE
+        # Played frames kept behind the read position: a reopened stream starts up to one
+        # latency back (room for a stream with up to twice the latency asked for).
+        latency = max(self._latency_frames, round(2 * self._latency_request * rate))
+        self._history = latency + int(LEVEL_WINDOW_S * rate) + BLOCKSIZE
         capacity = self._fill + int(MAX_CROSSFADE_S * rate) + self._history + self._margin
         self._capacity = capacity
         self._ring = np.zeros((capacity, CHANNELS), np.float32)
@@ -375,7 +456,7 @@ class Player(TransportControls):
             outdata.fill(0.0)  # paused: hold the read position
             return
         r = self._r
-        n = min(frames, self._w - r)
+        n = max(0, min(frames, self._w - r))
         if n > 0:
             cap = self._capacity
             i = r % cap
@@ -383,13 +464,21 @@ class Player(TransportControls):
             outdata[:first] = self._ring[i : i + first]
             if n > first:
                 outdata[first:n] = self._ring[: n - first]
-            self._r = r + n
-            self._in_gap = False
         if n < frames:
-            n = max(n, 0)
             outdata[n:].fill(0.0)
             if self._audio_pending:
                 self._starved_blocks += 1
+        self._account(r, n, frames)
+        gain.apply(outdata)
+
+    def _account(self, r: int, n: int, frames: int) -> None:
+        """``frames`` went out: ring frames ``[r, r + n)``, then silence (the ring ran dry).
+
+        The callback's thread, or the feeder's while there is no output (one at a time)."""
+        if n > 0:
+            self._r = r + n
+            self._in_gap = False
+        if n < frames:
             if not self._in_gap:  # a new run of silence
                 self._gaps_before += self._gap_len
                 self._gap_len = 0
@@ -398,63 +487,168 @@ class Player(TransportControls):
                 self._in_gap = True
             self._gap_len += frames - n
         self._out += frames
-        gain.apply(outdata)
 
-    def _stream_finished(self) -> None:
-        """PortAudio's thread: the stream ended. Only a flag; the feeder reports it."""
-        if self._running:
-            self._device_lost = True
+    def _stream_finished(self, generation: int) -> None:
+        """PortAudio's thread: a stream ended. Only a flag (the feeder acts on it), and only
+        for the current stream ending by itself (not one the player closed)."""
+        if self._running and generation == self._generation and self._lost is None:
+            self._lost = LOST_MESSAGE
             self._wake.set()
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
-        if stream is None:
-            return
+        if stream is not None:
+            _close_quietly(stream)
+
+    # =========================================================================================
+    # The output: lost, run on the clock, retried, back
+
+    def _begin(self, stream: sounddevice.OutputStream, now: float) -> None:
+        """Start ``stream`` on the ring from ``_r``; without output again if it will not start."""
+        self._stream = stream
+        self._callbacks = 0
+        self._seen_callbacks, self._seen_at = 0, now
         try:
-            stream.abort()
-            stream.close()
-        except Exception as exc:  # a vanished device may refuse; nothing more to do
-            log.debug("closing the audio stream failed: %s", exc)
+            stream.start()
+        except Exception as exc:
+            self._go_offline(f"cannot start audio output: {one_line(exc)}", now)
+            return
+        self._online = True
+        self._output_error = None
+
+    def _go_offline(self, reason: str, since: float) -> None:
+        """No output from now on: close the stream, let the clock take frames from ``since``
+        (when the output last took some), and start retrying."""
+        self._online = False
+        self._generation += 1  # the closing stream's finished callback is no new loss
+        self._close_stream()
+        self._lost = None
+        self._output_error = reason
+        self._clock_at, self._clock_frac = since, 0.0
+        self._retry_now.clear()
+        self._events.emit(OutputChanged(False, reason))
+        self._retrier = threading.Thread(
+            target=self._retry_loop, name="lofi-audio-retry", daemon=True
+        )
+        self._retrier.start()
+
+    def _go_online(self, stream: sounddevice.OutputStream, now: float) -> None:
+        """A reopened stream takes over from the clock at the frame the clock reached.
+
+        The clock took its frames a latency ahead of the heard one, as the callback does; the
+        new stream rereads them (they are still in the ring) and fades in."""
+        played = self._played()
+        start = min(max(played, self._w - self._capacity, 0), self._w)
+        self._r = self._out = start
+        self._gaps_before = self._gap_len = self._gap_at = self._gap_r = 0
+        self._in_gap = False
+        self._latency_frames = round(float(stream.latency) * self.samplerate)
+        self._played_floor = played  # the first callbacks fill the device buffer
+        gain = GainRamp(self.transport, self.samplerate, BLOCKSIZE)
+        gain.transport_gain = 0.0  # the sound comes back mid-waveform: fade in
+        self._gain = gain
+        self._begin(stream, now)
+        if self._online:
+            self._events.emit(OutputChanged(True))
+        else:  # it would not start: the clock goes on from the same frame
+            self._out = start + self._latency_frames
+
+    def _follow_output(self, now: float) -> None:
+        """Feeder: notice a lost output, take a reopened one, or run the clock."""
+        if self._online:
+            if self._callbacks != self._seen_callbacks:
+                self._seen_callbacks, self._seen_at = self._callbacks, now
+            lost = self._lost
+            if lost is None and now - self._seen_at > WATCHDOG_S:
+                lost = "audio device stopped responding"
+            if lost is not None:
+                self._go_offline(lost, self._seen_at)
+            return
+        with self._lock:
+            stream, self._incoming = self._incoming, None
+        if stream is not None:
+            self._go_online(stream, now)
+        else:
+            self._run_clock(now)
+
+    def _run_clock(self, now: float) -> None:
+        """Feeder, without output: take the ring's frames in real time, as the callback would
+        (none while paused), writing more as they go."""
+        elapsed = now - self._clock_at
+        self._clock_at = now
+        if self.transport.paused or elapsed <= 0:
+            return
+        self._clock_frac += elapsed * self.samplerate
+        frames = int(self._clock_frac)
+        self._clock_frac -= frames
+        while frames > 0:
+            step = min(frames, BLOCKSIZE)
+            if self._w - self._r < step:
+                self._fill_ring()
+            r = self._r
+            self._account(r, max(0, min(step, self._w - r)), step)
+            frames -= step
+
+    def _retry_loop(self) -> None:
+        """Retry thread: every ``RETRY_S`` (or when asked) rescan and open the default output,
+        until one opens; hand it to the feeder. PortAudio is rescanned only here, with the
+        player's stream closed."""
+        while True:
+            self._retry_now.wait(RETRY_S)
+            self._retry_now.clear()
+            if not self._running:
+                return
+            try:
+                stream = self._reopen()
+            except DeviceError as exc:
+                self._output_error = str(exc)
+                continue
+            except Exception as exc:  # never let the retries die: log it, try again later
+                log.warning("reopening the audio output failed", exc_info=exc)
+                self._output_error = f"cannot reopen the audio output: {one_line(exc)}"
+                continue
+            with self._lock:
+                if self._running:
+                    self._incoming = stream
+                    self._wake.set()
+                    return
+            _close_quietly(stream)
+            return
+
+    def _reopen(self) -> sounddevice.OutputStream:
+        """A new stream on the output (not started), at the rate the ring is rendered at."""
+        sd = self._sd
+        rescan(sd)
+        return self._open_stream(sd, output_device(sd, self.device), [self.samplerate])
 
     # =========================================================================================
     # Feeder thread
 
     def _feed_loop(self) -> None:
         next_tick = 0.0
-        last_callbacks = -1
-        last_progress = time.monotonic()
         try:
             while self._running:
                 self._wake.wait(0.01)
                 self._wake.clear()
-                if self._device_lost:
-                    self._fail(
-                        "audio device stopped (it was disconnected or the sound server quit)"
-                    )
-                    return
+                now = time.monotonic()
+                self._follow_output(now)
                 self._run_commands()
                 self._prepare_one()
                 self._fill_ring()
                 self._audio_pending = self._timeline.pending and not self._timeline.stalled
-                now = time.monotonic()
                 self._update_playback(now >= next_tick)
                 if now >= next_tick:
                     next_tick = now + TICK_S
-                if self._callbacks != last_callbacks:
-                    last_callbacks = self._callbacks
-                    last_progress = now
-                elif now - last_progress > WATCHDOG_S:
-                    self._fail("audio device stopped responding")
-                    return
         except Exception as exc:
             log.exception("player feeder failed")
             self._fail(f"playback failed: {one_line(exc)}")
 
     def _fail(self, message: str) -> None:
-        """Report one error event and stop cleanly; the app goes on without sound."""
+        """Report one error event and stop for good; the app goes on without sound."""
         self._error = message
         self._running = False
-        self._device_lost = True
+        self._online = False
+        self._generation += 1
         self._events.emit(PlayerError(message))
         self._close_stream()
         self._publish(now=None)
@@ -591,10 +785,12 @@ class Player(TransportControls):
         heard = self._out - self._latency_frames
         gap_at, gap_len, before = self._gap_at, self._gap_len, self._gaps_before
         if heard >= gap_at + gap_len:
-            return heard - before - gap_len
-        if heard >= gap_at:
-            return self._gap_r
-        return heard - before
+            played = heard - before - gap_len
+        elif heard >= gap_at:
+            played = self._gap_r
+        else:
+            played = heard - before
+        return max(played, self._played_floor)
 
     def _update_playback(self, tick: bool) -> None:
         played = self._played()
@@ -609,7 +805,7 @@ class Player(TransportControls):
             self._events.emit(self._level(played))
 
     def _level(self, played: int) -> Level:
-        if self.transport.paused or played <= 0:
+        if not self._online or self.transport.paused or played <= 0:
             return Level(0.0, 0.0)
         n = min(int(LEVEL_WINDOW_S * self.samplerate), played)
         i = (played - n) % self._capacity
@@ -632,3 +828,12 @@ class Player(TransportControls):
             ids += [i.track_id for i in self._pending if i.kind == "enqueue"]
             self._queued_snapshot = tuple(ids)
             self._now_snapshot = now
+
+
+def _close_quietly(stream: sounddevice.OutputStream) -> None:
+    """Abort and close ``stream``; a vanished device may refuse, and nothing more can be done."""
+    try:
+        stream.abort()
+        stream.close()
+    except Exception as exc:
+        log.debug("closing the audio stream failed: %s", exc)

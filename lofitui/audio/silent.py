@@ -1,6 +1,7 @@
 """A player without sound: the same timeline as the real player, driven by a clock.
 
-The scheduler uses it when there is no audio output (a headless machine, a lost device), so the
+The scheduler uses it when there is no real player (PortAudio missing, or the player failed for
+good; a player whose device is missing or lost plays on, unheard, by itself), so the
 queue, crossfades, skip, pause and save behave exactly as with sound: tracks start, advance and
 finish in real time on the same :class:`~lofitui.audio.timeline.Timeline` (growing tracks and
 their buffering included), and the same

@@ -49,8 +49,12 @@ def write_wav(path: str | os.PathLike[str], audio: Audio, subtype: Subtype = "FL
     samples = audio.samples
     if subtype == "PCM_16":
         samples = np.clip(samples, -1.0, 1.0)
+    # Encoded in memory, written by Python: a full disk raises OSError(ENOSPC), where
+    # libsndfile writing the file itself would only say "System error.".
+    encoded = io.BytesIO()
+    sf.write(encoded, samples, audio.sample_rate, subtype=subtype, format="WAV")
     with atomic_path(target) as tmp:
-        sf.write(os.fsencode(tmp), samples, audio.sample_rate, subtype=subtype, format="WAV")
+        tmp.write_bytes(encoded.getbuffer())
     return target
 
 

@@ -242,6 +242,13 @@ def _render_files(settings: Settings, given: Mapping[str, Any]) -> int:
             render_stream(job, opened.engine, audio, **names)
         except BrokenPipeError:
             pass  # the reader had enough (| head): generation is cancelled, a quiet exit
+        except OSError as exc:  # stdout is a file on a full disk, or a device that fails
+            from lofitui.library.space import is_disk_full
+
+            where = "the disk stdout writes to" if is_disk_full(exc) else "stdout"
+            problem = "no space left on" if is_disk_full(exc) else "cannot write to"
+            reason = exc.strerror or exc
+            raise UsageError(f"{problem} {where} ({reason}): the WAV is cut short") from None
         except KeyboardInterrupt as exc:
             print("lofi: interrupted", file=sys.stderr)
             return _interrupted_code(exc)

@@ -48,6 +48,7 @@ from lofitui.engines.flow import (
     sample,
     shifted_schedule,
 )
+from lofitui.engines.model_check import check_acestep
 from lofitui.engines.runtime import RuntimeOptions, active_device, input_dtype, load_session
 from lofitui.errors import ModelError, UsageError
 
@@ -320,6 +321,8 @@ class AceStepEngine(EngineBase):
         model_dir = Path(model_dir)
         config = read_config(model_dir)
         files = config["files"]
+        graphs = {name: model_dir / files[name] for name in IO}
+        check_acestep(model_dir / ACESTEP_CONFIG_NAME, config, graphs)  # before any session
         sessions = {
             name: load_session(model_dir / files[name], options, inputs=ins, outputs=outs)
             for name, (ins, outs) in IO.items()

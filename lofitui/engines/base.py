@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from lofitui.engines.runtime import RuntimeOptions
 
 ParamValue = int | float | str | bool | None
+# The one model of an engine that needs no files (``EngineBase.model_free``): nothing to locate.
+BUILTIN_MODEL = "builtin"
 StageCallback = Callable[[str], None]
 
 
@@ -281,6 +283,8 @@ class EngineBase:
     params: ClassVar[tuple[Param, ...]] = ()
     min_duration_s: ClassVar[float]
     max_duration_s: ClassVar[float]
+    # True: the engine needs no model files (its one model is BUILTIN_MODEL; nothing is located).
+    model_free: ClassVar[bool] = False
 
     @classmethod
     def prepare(

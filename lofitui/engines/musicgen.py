@@ -33,6 +33,7 @@ from lofitui.engines.base import (
     TrackRequest,
 )
 from lofitui.engines.encodec_stream import CHUNK_FRAMES, EncodecStream, decode_in_chunks
+from lofitui.engines.model_check import check_musicgen
 from lofitui.engines.musicgen_decoder import (
     DecoderRunner,
     FastDecoder,
@@ -114,6 +115,7 @@ class MusicGenConfig:
 
     @classmethod
     def from_files(cls, files: MusicGenFiles) -> MusicGenConfig:
+        check_musicgen(files)  # config.json, generation_config.json and the graphs agree
         config = files.read_config()
         gen = files.read_generation_config()
         decoder: dict[str, Any] = config.get("decoder", config)

@@ -15,9 +15,12 @@ from lofitui.errors import UsageError
 if TYPE_CHECKING:
     pass
 
+BUILTIN_ENGINE = "synth"  # needs no model files: what plays while a model downloads
+
 ENGINES: dict[str, str] = {
     "musicgen": "lofitui.engines.musicgen:MusicGenEngine",
     "ace-step": "lofitui.engines.acestep:AceStepEngine",
+    "synth": "lofitui.engines.synth:SynthEngine",
 }
 
 

@@ -15,6 +15,12 @@ regenerates it: it is never played as noise.
 
 Beyond ``cap_bytes`` the least recently used tracks (last played, or created if never played)
 are evicted; saved tracks and pinned ones (queued or playing right now) never are.
+
+A full disk never costs a track: :meth:`TrackCache.put` evicts what it may to make room and
+tries once more; if the track still cannot be written it is kept in memory only (its
+:class:`CachedTrack` holds the audio, which plays and saves as a stored one does) and
+:attr:`TrackCache.write_problem` says why, until a later write succeeds. A failed index write
+is logged and skipped: the sidecars are the truth.
 """
 
 from __future__ import annotations
@@ -22,13 +28,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +41,8 @@ from lofitui.atomic import write_json_atomic
 from lofitui.audio.types import Audio
 from lofitui.audio.wav import CorruptAudioError, read_wav, write_wav
 from lofitui.engines.base import TrackRequest
-from lofitui.library.files import track_stem, unique_path
+from lofitui.library.files import track_stem, write_new_pair
+from lofitui.library.space import is_disk_full, write_error
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +63,27 @@ __all__ = [
 
 @dataclass(frozen=True)
 class CachedTrack:
-    """A track in the cache: its key, WAV path, the request that made it and its metadata."""
+    """A track in the cache: its key, WAV path, the request that made it and its metadata.
+
+    ``audio`` is set only for a track the cache could not write (a full disk): it lives in
+    memory, and ``path`` is where it would have been stored.
+    """
 
     key: str
     path: Path
     request: TrackRequest
     duration_s: float
     metadata: dict
+    audio: Audio | None = field(default=None, compare=False, repr=False)
 
     @property
     def sidecar(self) -> Path:
         return self.path.with_suffix(".json")
+
+    @property
+    def stored(self) -> bool:
+        """Whether the track is on disk (False: in memory only, see ``audio``)."""
+        return self.audio is None
 
 
 @dataclass
@@ -120,7 +135,12 @@ class TrackCache:
         self._lock = threading.RLock()
         self._pinned: dict[str, int] = {}
         self._last_stamp = 0.0
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.write_problem: str | None = None  # why the last track was not stored, if it was not
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # tracks will live in memory; playing does not need the cache
+            self.write_problem = self._problem(exc)
+            log.warning("track cache unavailable: %s", self.write_problem)
         self._entries: dict[str, _Entry] = self._open()
 
     # -- lookups --------------------------------------------------------------------------------
@@ -178,6 +198,8 @@ class TrackCache:
 
     def load_audio(self, track: CachedTrack) -> Audio:
         """Read a cached track's audio; a damaged file is dropped and CorruptAudioError raised."""
+        if track.audio is not None:
+            return track.audio
         try:
             return read_wav(track.path)
         except (CorruptAudioError, OSError) as exc:
@@ -190,17 +212,25 @@ class TrackCache:
     # -- changes --------------------------------------------------------------------------------
 
     def put(self, request: TrackRequest, audio: Audio, metadata: dict) -> CachedTrack:
-        """Store ``audio`` for ``request`` (WAV, then sidecar, then index; each atomic), evict."""
+        """Store ``audio`` for ``request`` (WAV, then sidecar, then index; each atomic), evict.
+
+        Never fails for want of room: on a full disk the least recently used tracks are evicted
+        and the write tried once more, and a track that still cannot be written (or fails for
+        any other OS reason) comes back in memory only, with :attr:`write_problem` set.
+        """
         key = request.key
-        wav = self.wav_path(key)
-        sidecar = self.sidecar_path(key)
         with self._lock:
-            write_wav(wav, audio)
             try:
-                write_json_atomic(sidecar, self._sidecar(key, request, audio.duration_s, metadata))
-            except BaseException:
-                wav.unlink(missing_ok=True)
-                raise
+                self._write(request, audio, metadata)
+            except OSError as exc:
+                if not (is_disk_full(exc) and self._make_room(_wav_size(audio))):
+                    return self._unstored(request, audio, metadata, exc)
+                try:
+                    self._write(request, audio, metadata)
+                except OSError as again:
+                    return self._unstored(request, audio, metadata, again)
+            self.write_problem = None
+            wav = self.wav_path(key)
             old = self._entries.get(key)
             self._entries[key] = _Entry(
                 bytes=wav.stat().st_size,
@@ -212,6 +242,41 @@ class TrackCache:
             self._evict(protect={key})
             self._save_index()
             return CachedTrack(key, wav, request, audio.duration_s, dict(metadata))
+
+    def _write(self, request: TrackRequest, audio: Audio, metadata: dict) -> None:
+        """The track's WAV and sidecar, both or neither."""
+        key = request.key
+        wav = self.wav_path(key)
+        write_wav(wav, audio)
+        try:
+            sidecar = self._sidecar(key, request, audio.duration_s, metadata)
+            write_json_atomic(self.sidecar_path(key), sidecar)
+        except BaseException:
+            wav.unlink(missing_ok=True)
+            raise
+
+    def _problem(self, exc: OSError) -> str:
+        """What the user is told when the cache cannot write (``disk full: <dir>``...)."""
+        return f"disk full: {self.root}" if is_disk_full(exc) else str(write_error(exc, self.root))
+
+    def _make_room(self, needed: int) -> bool:
+        """Evict least recently used tracks until ``needed`` bytes are freed; whether any was."""
+        evicted = self._evict_lru(needed, protect=set())
+        if evicted:
+            log.info("disk full: evicted %d cached tracks to make room", len(evicted))
+            self._save_index()
+        return bool(evicted)
+
+    def _unstored(
+        self, request: TrackRequest, audio: Audio, metadata: dict, exc: OSError
+    ) -> CachedTrack:
+        """The track in memory only: the cache could not write it (``exc``)."""
+        self.write_problem = self._problem(exc)
+        log.warning("track %s kept in memory only: %s", request.key[:12], exc)
+        key = request.key
+        return CachedTrack(
+            key, self.wav_path(key), request, audio.duration_s, dict(metadata), audio=audio
+        )
 
     def touch_played(self, key: str) -> None:
         """Record that ``key`` was just played (it becomes the most recently used)."""
@@ -264,7 +329,8 @@ class TrackCache:
     def save(self, track: CachedTrack, dest_dir: Path | None = None) -> Path:
         """:func:`save_track` plus :meth:`mark_saved` (the cached copy is then never evicted)."""
         path = save_track(track, dest_dir)
-        self.mark_saved(track.key)
+        if track.stored:
+            self.mark_saved(track.key)
         return path
 
     # -- internals ------------------------------------------------------------------------------
@@ -310,30 +376,40 @@ class TrackCache:
         self._save_index()
 
     def _evict(self, protect: set[str]) -> list[str]:
-        total = sum(e.bytes for e in self._entries.values())
-        if total <= self.cap_bytes:
-            return []
+        """Evict least recently used tracks until the cache fits its cap."""
+        excess = sum(e.bytes for e in self._entries.values()) - self.cap_bytes
+        evicted = self._evict_lru(excess, protect) if excess > 0 else []
+        if evicted:
+            log.info("evicted %d cached tracks", len(evicted))
+        return evicted
+
+    def _evict_lru(self, needed: int, protect: set[str]) -> list[str]:
+        """Drop least recently used tracks (never saved, pinned or ``protect``-ed ones) until
+        ``needed`` bytes are freed or none is left to drop; their keys."""
+        freed = 0
         evicted: list[str] = []
         for key, entry in sorted(self._entries.items(), key=lambda kv: kv[1].last_used):
-            if total <= self.cap_bytes:
+            if freed >= needed:
                 break
             if entry.saved or key in protect or key in self._pinned:
                 continue
             self._entries.pop(key)
             self.wav_path(key).unlink(missing_ok=True)
             self.sidecar_path(key).unlink(missing_ok=True)
-            total -= entry.bytes
+            freed += entry.bytes
             evicted.append(key)
-        if evicted:
-            log.info("evicted %d cached tracks", len(evicted))
         return evicted
 
     def _save_index(self) -> None:
+        """Write the index; a failure (a full disk) is logged: the next open rebuilds it."""
         data = {
             "version": INDEX_VERSION,
             "tracks": {k: e.to_json() for k, e in self._entries.items()},
         }
-        write_json_atomic(self.root / INDEX_NAME, data)
+        try:
+            write_json_atomic(self.root / INDEX_NAME, data)
+        except OSError as exc:
+            log.warning("cache index not written: %s", write_error(exc, self.root))
 
     def _open(self) -> dict[str, _Entry]:
         """Read the index, reconcile it with the files, clean up what a crash left behind."""
@@ -417,36 +493,41 @@ def save_track(track: CachedTrack, dest_dir: Path | None = None) -> Path:
 
     The name is readable and filesystem-safe (``<prompt-slug>-<seed>.wav`` plus a sidecar
     ``.json``). Saving the same track again returns the existing copy; a different track with
-    the same name gets ``-2``, ``-3``... and nothing is ever overwritten.
+    the same name gets ``-2``, ``-3``... and nothing is ever overwritten. A track held in memory
+    only (the cache was full) is written from its audio. A failed write leaves neither file and
+    raises a one-line :class:`~lofitui.errors.LofiError` (``no space left on <dir>``...).
     """
     dest = Path(dest_dir) if dest_dir is not None else paths.music_dir()
-    dest.mkdir(parents=True, exist_ok=True)
     stem = track_stem(track.request)
+    sidecar = {
+        "key": track.key,
+        "request": track.request.to_dict(),
+        "duration_s": track.duration_s,
+        "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "metadata": track.metadata,
+    }
     with _save_lock:
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(exc, dest) from None
         existing = _find_saved(dest, stem, track.key)
         if existing is not None:
             return existing
-        read_wav(track.path)  # never save a damaged file (raises CorruptAudioError)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".part", dir=dest)
-        tmp = Path(tmp_name)
+        if track.audio is None:
+            read_wav(track.path)  # never save a damaged file (raises CorruptAudioError)
         try:
-            with os.fdopen(fd, "wb") as out, track.path.open("rb") as src:
-                shutil.copyfileobj(src, out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o644)
-            target = _link_unique(tmp, dest, stem)
-        finally:
-            tmp.unlink(missing_ok=True)
-        sidecar = {
-            "key": track.key,
-            "request": track.request.to_dict(),
-            "duration_s": track.duration_s,
-            "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "metadata": track.metadata,
-        }
-        write_json_atomic(target.with_suffix(".json"), sidecar)
-        return target
+            return write_new_pair(dest, stem, lambda wav: _copy_audio(track, wav), sidecar)
+        except OSError as exc:
+            raise write_error(exc, dest) from None
+
+
+def _copy_audio(track: CachedTrack, target: Path) -> None:
+    """``track``'s audio into the new file ``target``: its cached WAV, or written from memory."""
+    if track.audio is not None:
+        write_wav(target, track.audio)
+    else:
+        shutil.copyfile(track.path, target)
 
 
 def _find_saved(dest: Path, stem: str, key: str) -> Path | None:
@@ -461,21 +542,6 @@ def _find_saved(dest: Path, stem: str, key: str) -> Path | None:
     return None
 
 
-def _link_unique(tmp: Path, dest: Path, stem: str) -> Path:
-    """Give the finished temp file a free name without ever replacing an existing file.
-
-    ``os.link`` fails if the name is taken (even by another process racing us); where hard
-    links are not supported, fall back to a rename after the existence check.
-    """
-    while True:
-        target = unique_path(dest, stem, ".wav")
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            continue
-        except OSError:
-            if target.exists():
-                continue
-            os.replace(tmp, target)
-            return target
-        return target
+def _wav_size(audio: Audio) -> int:
+    """The bytes a float WAV of ``audio`` takes (the 44-byte header and the samples)."""
+    return 44 + audio.frames * audio.channels * 4

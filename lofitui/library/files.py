@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 from lofitui import __version__
@@ -17,7 +18,14 @@ from lofitui.audio.types import Audio
 from lofitui.audio.wav import write_wav
 from lofitui.engines.base import Engine, TrackRequest
 
-__all__ = ["slugify", "track_metadata", "track_stem", "unique_path", "write_track"]
+__all__ = [
+    "slugify",
+    "track_metadata",
+    "track_stem",
+    "unique_path",
+    "write_new_pair",
+    "write_track",
+]
 
 
 def slugify(text: str, max_len: int = 48) -> str:
@@ -62,12 +70,27 @@ def write_track(directory: Path, request: TrackRequest, audio: Audio, metadata: 
     The WAV's name is created exclusively: another process saving the same name at the same
     moment gets the next free one. Both files or neither: a failed sidecar removes the WAV.
     """
-    stem = track_stem(request)
+    return write_new_pair(
+        directory,
+        track_stem(request),
+        lambda path: write_wav(path, audio, subtype="PCM_16"),
+        metadata,
+    )
+
+
+def write_new_pair(
+    directory: Path, stem: str, write_audio: Callable[[Path], object], sidecar: dict
+) -> Path:
+    """A new WAV (``write_audio`` fills the temp path it is given) and its JSON ``sidecar``
+    under the first free name ``stem[-N].wav`` in ``directory``; returns the WAV's path.
+
+    Both files or neither: whatever fails (a full disk, Ctrl-C), what was made is removed.
+    """
     written: list[Path] = []
     try:
         with atomic_new(lambda: unique_path(directory, stem, ".wav")) as written:
-            write_wav(written[0], audio, subtype="PCM_16")
-        write_json_atomic(written[0].with_suffix(".json"), metadata)
+            write_audio(written[0])
+        write_json_atomic(written[0].with_suffix(".json"), sidecar)
     except BaseException:
         # The name is ours (claimed exclusively, sidecar free): remove what was made of it,
         # also when Ctrl-C lands after the WAV was linked (written[0] is then its final name).

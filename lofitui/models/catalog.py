@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from lofitui.engines.base import BUILTIN_MODEL
 from lofitui.errors import UsageError
 
 KB = 1_000
@@ -344,7 +345,7 @@ CATALOG: Mapping[str, ModelEntry] = MappingProxyType(
 
 # The model each engine uses when none is named (the one place this is decided).
 DEFAULT_MODELS: Mapping[str, str] = MappingProxyType(
-    {"musicgen": "musicgen-small", "ace-step": "ace-step-turbo"}
+    {"musicgen": "musicgen-small", "ace-step": "ace-step-turbo", "synth": BUILTIN_MODEL}
 )
 
 

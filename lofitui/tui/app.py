@@ -1,14 +1,17 @@
 """The lofi app: routes scheduler events to widgets and keys to scheduler intents.
 
 Start-up is a pipeline of thread workers and messages (nothing blocks the event loop):
-find the model → (first-run dialog and download) → load engine, cache and player → attach the
-scheduler. Widgets never talk to the scheduler; the app holds no engine or playback logic.
+find the model → load engine, cache and player → attach the scheduler. With no model installed
+the built-in synth plays at once, the first-run dialog offers the model, and it downloads in the
+background (:mod:`lofitui.tui.model_download`) until the station hands over to it.
+Widgets never talk to the scheduler; the app holds no engine or playback logic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import signal
 import sys
 from collections.abc import Callable, Iterable
@@ -34,14 +37,17 @@ from lofitui.events import (
     Level,
     Notice,
     NowPlaying,
+    OutputChanged,
     SchedulerEvent,
     StationChanged,
     TrackSaved,
 )
 from lofitui.tui import messages as m
 from lofitui.tui.backend import Backend, Built, MissingModel, SchedulerLike
+from lofitui.tui.declined import DeclinedDownloads
 from lofitui.tui.history import PromptHistory
 from lofitui.tui.keys import app_bindings
+from lofitui.tui.model_download import BackgroundDownload, by_hand, progress_text
 from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen
 from lofitui.tui.themes import DEFAULT_THEME, LoadedThemes, load_themes, next_theme
 from lofitui.tui.widgets import NowPlayingView, PromptBar, PromptInput, QueuePanel, StatusBar
@@ -103,6 +109,10 @@ class LofiApp(App[int]):
         self._exit_code = 0
         self._saved_notices: set[str] = set()
         self._signals: list[signal.Signals] = []
+        self._missing: m.ModelMissing | None = None  # the model the built-in synth stands in for
+        self._download: BackgroundDownload | None = None
+        self.declined = DeclinedDownloads()
+        self._on_air: str | None = None  # the engine of the station on air
 
     # -- layout ------------------------------------------------------------------------------------
 
@@ -168,25 +178,100 @@ class LofiApp(App[int]):
             self.post_message(ModelFound(found))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="startup", name="load")
-    def load_backend(self, model_dir: Path) -> None:
-        self.post_message(StartupStep("loading the model"))
+    def load_backend(self, model_dir: Path | None) -> None:
+        self.post_message(StartupStep("loading the model" if model_dir else "starting the synth"))
         self.post_message(BackendBuilt(self.backend.build(model_dir)))
 
     def on_model_found(self, message: ModelFound) -> None:
         self.load_backend(message.path)
 
     def on_model_missing(self, message: m.ModelMissing) -> None:
-        self.query_one(StatusBar).state = "waiting for a model"
+        self._missing = message
+        self.load_backend(None)
 
-        def after(path: Path | None) -> None:
-            if path is None:
-                self.exit(0)
+    # -- the model the built-in synth stands in for ------------------------------------------------
+
+    def _offer_model(self, asked: bool) -> None:
+        """Offer the missing model: the dialog, unless declined before and not ``asked`` now."""
+        missing = self._missing
+        if missing is None or self._download is not None:
+            return
+        name = missing.entry.name
+        if self.settings.offline:
+            self.notify(
+                f"{by_hand(missing)}\nlofi is offline (--offline): the built-in synth plays.",
+                title=f"{name} is not installed",
+                timeout=30,
+            )
+            return
+        if not asked and name in self.declined:
+            self.notify(f"the built-in synth plays; press d to download {name}", timeout=8)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.declined.discard(name)
+                self._start_download(missing)
             else:
-                self.load_backend(path)
+                self.declined.add(name)
+                self.notify(f"the built-in synth plays on; press d to download {name}", timeout=8)
 
-        self.push_screen(
-            FirstRunScreen(message.entry, message.destination, self.backend.download), after
+        self.push_screen(FirstRunScreen(missing.entry, missing.destination), answered)
+
+    def _start_download(self, missing: m.ModelMissing) -> None:
+        self._download = BackgroundDownload(
+            self.backend,
+            MissingModel(missing.entry, missing.destination, missing.reason),
+            self.post_message,
         )
+        self._status_bar().download = f"↓ {missing.entry.name}"
+        self._download.start()
+
+    def action_download_model(self) -> None:
+        if self._download is not None:
+            self.notify("the model is downloading (see the status bar)", timeout=3)
+        elif self._missing is None:
+            self.notify("the model is installed", timeout=3)
+        else:
+            self._offer_model(asked=True)
+
+    def on_download_progressed(self, message: m.DownloadProgressed) -> None:
+        if self._download is not None:
+            text = progress_text(self._download.missing.entry.name, message.progress)
+            self._status_bar().download = text
+
+    def on_model_stage(self, message: m.ModelStage) -> None:
+        self._status_bar().download = message.text
+
+    def on_model_ready(self, message: m.ModelReady) -> None:
+        self._download = None
+        self._missing = None
+        self._status_bar().download = ""
+        scheduler = self.scheduler
+        if scheduler is None or scheduler.station is None:
+            return
+        try:
+            scheduler.hand_over(replace(message.station, prompt=scheduler.station.prompt))
+        except LofiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(
+            f"{message.model} is ready: the station moves to it after this track", timeout=8
+        )
+
+    def on_download_failed(self, message: m.DownloadFailed) -> None:
+        self._download = None
+        self._status_bar().download = ""
+        self.notify(
+            f"{by_hand(message.missing)}\nOr press d to try again. ({message.reason})",
+            title=f"{message.missing.entry.name} was not downloaded",
+            severity="warning",
+            timeout=30,
+        )
+
+    def _status_bar(self) -> StatusBar:
+        """The player's status bar, also while a dialog is on top."""
+        return self.screen_stack[0].query_one(StatusBar)
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -212,6 +297,8 @@ class LofiApp(App[int]):
         await self.attach(
             message.built.scheduler, message.built.station, message.built.audio_problem
         )
+        if self.scheduler is not None:
+            self._offer_model(asked=False)
 
     async def attach(
         self, scheduler: SchedulerLike, station: Any, audio_problem: str | None = None
@@ -225,11 +312,11 @@ class LofiApp(App[int]):
         self._unsubscribe = scheduler.subscribe(self._on_scheduler_event)
         await scheduler.start()
         status = self.query_one(StatusBar)
-        status.audio = audio_problem is None and scheduler.has_audio_output
+        status.audio = scheduler.has_audio_output
         if not status.audio:
             self.notify(
-                f"{audio_problem or 'no audio output device'}. lofi keeps generating; "
-                "press s to save tracks.",
+                f"{audio_problem or 'no audio output device'}. lofi keeps generating and "
+                "tries the output again every few seconds; press s to save tracks.",
                 title="no sound",
                 severity="warning",
                 timeout=12,
@@ -261,8 +348,13 @@ class LofiApp(App[int]):
                 self._show_playback(now)
             case Level(rms=rms, peak=peak):
                 self.query_one(NowPlayingView).push_level(rms, peak)
+            case OutputChanged(available=available):
+                self.query_one(StatusBar).audio = available
             case StationChanged(station=station):
                 model = Path(station.model).name if "/" in station.model else station.model
+                if self._on_air not in (None, station.engine):
+                    self.notify(f"now playing {station.engine} · {model}", timeout=6)
+                self._on_air = station.engine
                 self.query_one(PromptBar).set_station(station.prompt, f"{station.engine} · {model}")
             case TrackSaved(path=path):
                 self._saved_notices.add(f"saved {path}")
@@ -298,7 +390,8 @@ class LofiApp(App[int]):
             self.notify("still starting: the new station will apply when ready", timeout=4)
             self.settings = replace(self.settings, prompt=event.prompt)
             return
-        current = self.scheduler.station
+        # while a hand-over is pending, a new prompt goes straight to the model it waits for
+        current = self.scheduler.handing_over_to or self.scheduler.station
         if current is None:
             return
         try:
@@ -358,6 +451,15 @@ class LofiApp(App[int]):
             muted = self._muted = not self._muted
         self.query_one(StatusBar).muted = muted
 
+    def action_retry_audio(self) -> None:
+        if (scheduler := self._live()) is None:
+            return
+        if scheduler.has_audio_output:
+            self.notify("the audio output is working", timeout=3)
+        else:
+            scheduler.retry_audio()
+            self.notify("trying the audio output again…", timeout=3)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The prompt key opens the prompt only from the player itself: elsewhere (the prompt or
         another input focused, a dialog open) it is an ordinary key."""
@@ -393,6 +495,8 @@ class LofiApp(App[int]):
         if self._shutting_down:
             return
         self._shutting_down = True
+        if self._download is not None:
+            self._download.cancel()
         with contextlib.suppress(NoMatches):  # gone already when called from on_unmount
             self.query_one(StatusBar).state = "closing"
         if self._unsubscribe is not None:
@@ -490,8 +594,21 @@ def create_app(
 def run_app(
     settings: Settings, *, warnings: Iterable[str] = (), config_path: Path | None = None
 ) -> int:
-    """``lofi`` with no --render: run the app until the user quits; the exit code."""
+    """``lofi`` with no --render: run the app until the user quits; the exit code.
+
+    An unexpected exception inside the app is raised again here, once the terminal is
+    restored, for ``lofi``'s own one-line report (Textual's traceback is not printed); other
+    exit messages reach stderr as usual.
+    """
+    from rich.console import Console
+
     app = create_app(settings, warnings=warnings, config_path=config_path)
     app.driver_class = _hangup_safe(app.driver_class)
+    exit_messages = io.StringIO()
+    app.error_console = Console(file=exit_messages, markup=False, highlight=False)
     result = app.run()
+    crash = app._exception  # Textual keeps the first unhandled exception (Pilot re-raises it)
+    if crash is not None:
+        raise crash
+    sys.stderr.write(exit_messages.getvalue())
     return int(result or 0)

@@ -1,5 +1,8 @@
 """The blocking start-up steps behind the app: find the model, download it, build the scheduler.
 
+With no model installed the app plays the built-in engine (``build(None)``) while the model
+downloads in the background; :meth:`Backend.station_for` then opens it for the hand-over.
+
 Every method here may block (disk, network, ONNX session creation) and is called from a thread
 worker, never on the event loop. Tests hand the app another :class:`Backend` (a fake scheduler,
 no model) through :func:`lofitui.tui.app.create_app`.
@@ -40,15 +43,19 @@ class SchedulerLike(Protocol):
     async def aclose(self) -> None: ...
     def subscribe(self, callback: Callable[[SchedulerEvent], None]) -> Callable[[], None]: ...
     def set_station(self, station: Station) -> None: ...
+    def hand_over(self, station: Station) -> None: ...
     def skip(self) -> None: ...
     def regenerate(self, which: str = "current") -> None: ...
     def save_current(self) -> Path | None: ...
     def toggle_pause(self) -> bool: ...
     def set_volume(self, volume: float) -> None: ...
     def toggle_mute(self) -> bool: ...
+    def retry_audio(self) -> None: ...
 
     @property
     def station(self) -> Station | None: ...
+    @property
+    def handing_over_to(self) -> Station | None: ...
     @property
     def volume(self) -> float: ...
     @property
@@ -81,9 +88,13 @@ class Backend:
 
     def find_model(self) -> Path | MissingModel:
         """The model's directory, or what to download; never touches the network."""
+        from lofitui import session
+        from lofitui.engines.registry import engine_class
         from lofitui.models import catalog, locate_model, store
 
         model = self.settings.model
+        if getattr(engine_class(self.settings.engine), "model_free", False):
+            return session.locate(self.settings.engine, model, offline=True, consent=None)
         try:
             return locate_model(model)
         except ModelError as exc:
@@ -127,28 +138,41 @@ class Backend:
                 self._engines[key] = opened
             return opened
 
-    def build(self, model_dir: Path) -> Built:
-        """Open the engine, the cache and the audio output; return a scheduler for them.
+    def station_for(self, model_dir: Path | None) -> Station:
+        """Open the configured engine (the built-in one when ``model_dir`` is None: no model is
+        installed yet) and return the station the settings ask for on it.
 
         ``model_dir`` is where :meth:`find_model` or the download put the model: the engine is
         opened through the same session step as every front-end's (never downloading here).
         """
+        from lofitui.engines.registry import BUILTIN_ENGINE
         from lofitui.events import Station
+        from lofitui.models.catalog import DEFAULT_MODELS
+
+        s = self.settings
+        if model_dir is None:
+            name, model, params = BUILTIN_ENGINE, DEFAULT_MODELS[BUILTIN_ENGINE], {}
+        else:
+            name, model, params = s.engine, s.model, s.params
+        opened = self._open(name, model)
+        engine = opened.engine
+        lo, hi = engine.min_duration_s, engine.max_duration_s
+        return Station(
+            prompt=s.prompt,
+            engine=name,
+            model=model,
+            duration_s=min(max(s.duration, lo), hi),
+            params={**opened.defaults, **params},
+        )
+
+    def build(self, model_dir: Path | None) -> Built:
+        """Open the engine (see :meth:`station_for`), the cache and the audio output; return a
+        scheduler for them."""
         from lofitui.library import TrackCache
         from lofitui.scheduler import Scheduler
 
         s = self.settings
-        opened = self._open(s.engine, s.model)
-        engine = opened.engine
-        lo, hi = engine.min_duration_s, engine.max_duration_s
-        duration = min(max(s.duration, lo), hi)
-        station = Station(
-            prompt=s.prompt,
-            engine=s.engine,
-            model=s.model,
-            duration_s=duration,
-            params={**opened.defaults, **s.params},
-        )
+        station = self.station_for(model_dir)
         cache = TrackCache(cap_bytes=int(s.cache_max_gb * 1_000_000_000))
         player, problem = open_player(s.crossfade)
         scheduler = Scheduler(
@@ -163,7 +187,8 @@ class Backend:
 
 
 def open_player(crossfade_s: float) -> tuple[Any, str | None]:
-    """Start the audio player; (None, why) if there is no usable output device."""
+    """Start the audio player, and why it has no output if it has none (it plays on unheard and
+    retries); (None, why) if PortAudio is missing."""
     try:
         from lofitui.audio.player import Player
 
@@ -173,4 +198,4 @@ def open_player(crossfade_s: float) -> tuple[Any, str | None]:
         return None, str(exc)
     except OSError as exc:  # PortAudio missing entirely
         return None, f"no audio output: {exc}"
-    return player, None
+    return player, player.output_error

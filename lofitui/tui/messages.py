@@ -16,9 +16,10 @@ from textual.message import Message
 from lofitui.events import JobProgress, NowPlaying
 
 if TYPE_CHECKING:
-    from lofitui.events import SchedulerEvent
+    from lofitui.events import SchedulerEvent, Station
     from lofitui.models.catalog import ModelEntry
     from lofitui.models.download import DownloadProgress
+    from lofitui.tui.backend import MissingModel
 
 
 @dataclass
@@ -48,7 +49,8 @@ class SchedulerUpdate(Message):
 
 @dataclass
 class ModelMissing(Message):
-    """The configured catalog model is not installed: the first-run dialog asks to download it."""
+    """The configured catalog model is not installed: the built-in synth plays meanwhile and
+    the first-run dialog offers the download."""
 
     entry: ModelEntry
     destination: Path
@@ -69,3 +71,26 @@ class BackendFailed(Message):
 
     title: str
     message: str
+
+
+@dataclass
+class ModelStage(Message):
+    """The background download moved on to another stage (shown in the status bar)."""
+
+    text: str
+
+
+@dataclass
+class ModelReady(Message):
+    """The downloaded model is open: hand the station over to ``station`` at a track boundary."""
+
+    model: str
+    station: Station
+
+
+@dataclass
+class DownloadFailed(Message):
+    """The background download (or opening what it fetched) failed; ``reason`` says why."""
+
+    missing: MissingModel
+    reason: str

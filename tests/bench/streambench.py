@@ -35,7 +35,7 @@ FRAME_BYTES = 4 * CHANNELS  # float32 stereo
 
 sys.path.insert(0, str(ROOT / "tests"))
 import soundserver  # noqa: E402  (tests/soundserver.py, as the tests import it)
-from capture_analysis import first_audible  # noqa: E402  (this folder is on sys.path)
+from bench.capture_analysis import first_audible  # noqa: E402  (tests/ is on sys.path)
 
 
 def machine_load() -> str:

@@ -34,6 +34,7 @@ class StatusBar(Widget):
     volume: reactive[float] = reactive(0.8)
     muted: reactive[bool] = reactive(False)
     audio: reactive[bool] = reactive(True)
+    download: reactive[str] = reactive("")  # a background model download, e.g. "↓ model 42%"
 
     def render(self) -> RenderableType:
         style = self.get_component_rich_style
@@ -43,6 +44,9 @@ class StatusBar(Widget):
         if not self.audio:
             left.append("  ·  ", style=style("status-bar--state"))
             left.append("no audio output", style=style("status-bar--warn"))
+        if self.download:
+            left.append("  ·  ", style=style("status-bar--state"))
+            left.append(self.download, style=style("status-bar--vol"))
         right = Text()
         if self.muted:
             right.append("muted", style=style("status-bar--warn"))
