@@ -11,6 +11,8 @@ on the command line over it, and the one :class:`Settings` it returns is handed 
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import re
 import tomllib
@@ -28,6 +30,9 @@ from lofitui.errors import UsageError
 from lofitui.models.catalog import default_model
 
 THREADS_PER_CORE = 4  # each inference thread costs ~4 OS threads; past this it only thrashes
+MAX_CACHE_GB = 1_000_000  # a petabyte: beyond it the byte count stops being a sane number
+
+_log = logging.getLogger(__name__)
 
 
 def max_threads() -> int:
@@ -80,7 +85,7 @@ _KINDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "lookahead": (int, "an integer between 1 and 8"),
     "crossfade": ((int, float), "a number of seconds between 0 and 10"),
     "flow": (bool, "true or false"),
-    "cache_max_gb": ((int, float), "a number of GB >= 0"),
+    "cache_max_gb": ((int, float), f"a number of GB between 0 and {MAX_CACHE_GB}"),
     "volume": ((int, float), "a number between 0 and 1"),
     "theme": (str, "a theme name"),
     "keymap": (dict, 'a table of binding id = "keys"'),
@@ -166,17 +171,32 @@ def ensure_config_file(path: Path | None = None) -> bool:
 
 
 def load_config(path: Path | None = None, *, create: bool = True) -> LoadedConfig:
-    """Read ``path`` (default: ``paths.config_file()``), creating it first if ``create``."""
+    """Read ``path`` (default: ``paths.config_file()``), creating it first if ``create``.
+
+    Every warning is also logged (the log file in the state dir): a screenful of them would
+    otherwise be gone with the notices that showed them.
+    """
     path = path or paths.config_file()
     created = ensure_config_file(path) if create else False
+    loaded = _read_config(path, created)
+    for warning in loaded.warnings:
+        _log.warning("%s", warning)
+    return loaded
+
+
+def _read_config(path: Path, created: bool) -> LoadedConfig:
     if not path.exists():
         return LoadedConfig(Config(), path, (), created)
+    if not path.is_file():  # a directory, or a FIFO that would block the read forever
+        return LoadedConfig(Config(), path, (f"{path} is not a file; using the defaults",))
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8-sig")  # an editor's byte-order mark is fine
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         return LoadedConfig(Config(), path, (f"{path}: {exc}; using the defaults",), created)
     except (OSError, UnicodeDecodeError) as exc:
-        return LoadedConfig(Config(), path, (f"cannot read {path}: {exc}; using the defaults",))
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not UTF-8 text"
+        return LoadedConfig(Config(), path, (f"cannot read {path}: {reason}; using the defaults",))
     config, warnings = parse_config(data, source=path.name)
     return LoadedConfig(config, path, tuple(warnings), created)
 
@@ -187,7 +207,10 @@ def parse_config(data: dict[str, Any], *, source: str = "config.toml") -> tuple[
     values: dict[str, Any] = {}
     warnings: list[str] = []
     for key, value in data.items():
-        if key in ENGINES and isinstance(value, dict):
+        if key in ENGINES:
+            if not isinstance(value, dict):
+                warnings.append(f"{source}: {key} must be a table ([{key}]); ignored")
+                continue
             table, problems = _check_engine_table(key, value)
             if table:
                 values.setdefault("engine_params", {})[key] = table
@@ -221,6 +244,8 @@ def _check(key: str, value: Any) -> str | None:
         return None if isinstance(value, bool) else describe
     if isinstance(value, bool) or not isinstance(value, kind):
         return describe
+    if isinstance(value, float) and not math.isfinite(value):
+        return describe
     ok = True
     if key == "prompts":
         ok = bool(value) and all(isinstance(p, str) and p.strip() for p in value)
@@ -240,7 +265,7 @@ def _check(key: str, value: Any) -> str | None:
     elif key == "crossfade":
         ok = 0 <= value <= 10
     elif key == "cache_max_gb":
-        ok = value >= 0
+        ok = 0 <= value <= MAX_CACHE_GB
     elif key == "volume":
         ok = 0 <= value <= 1
     return None if ok else describe
@@ -455,7 +480,28 @@ def _keep_comment(old: str, new: str) -> str:
     return new
 
 
+_TOML_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
 def _toml_value(value: str | float | int) -> str:
+    """``value`` as a TOML value: a basic string escapes quotes, backslashes and every control
+    character (a raw one would make the whole file unreadable)."""
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + "".join(_toml_char(c) for c in value) + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return repr(value)
+
+
+def _toml_char(char: str) -> str:
+    if char in _TOML_ESCAPES:
+        return _TOML_ESCAPES[char]
+    return f"\\u{ord(char):04x}" if ord(char) < 0x20 or ord(char) == 0x7F else char

@@ -38,6 +38,7 @@ from lofitui.library.space import is_disk_full, write_error
 
 FORMATS = ("wav",)
 MAX_COUNT = 1000
+MAX_SEED = 2**63 - 1  # track i of --count N uses seed + i: the last must fit too
 STDOUT = "-"  # --out - : one WAV stream on stdout instead of files
 AHEAD_CHUNKS = 32  # how far generation may run ahead of a slow reader (~32 s of MusicGen)
 
@@ -61,8 +62,10 @@ class RenderJob:
             raise UsageError(f"duration must be > 0 seconds (got {self.duration_s:g})")
         if not 1 <= self.count <= MAX_COUNT:
             raise UsageError(f"count must be between 1 and {MAX_COUNT} (got {self.count})")
-        if self.seed is not None and not 0 <= self.seed < 2**63:
-            raise UsageError(f"seed must be between 0 and 2^63-1 (got {self.seed})")
+        last = MAX_SEED - (max(self.count, 1) - 1)  # the series' seeds must all be valid
+        if self.seed is not None and not 0 <= self.seed <= last:
+            series = f" for {self.count} tracks" if self.count > 1 else ""
+            raise UsageError(f"seed must be between 0 and {last}{series} (got {self.seed})")
         if self.format not in FORMATS:
             raise UsageError(
                 f"unsupported format {self.format!r} (supported: {', '.join(FORMATS)})"

@@ -117,7 +117,7 @@ def test_greedy_render_is_deterministic(tmp_path: Path, cli_env: dict) -> None:
         (["--render", "x", "--device", "cuda"], "device 'cuda' is not available"),
         (["--render", "x", "--format", "mp3"], "invalid choice"),
         (["--render", "x", "--top-k", "0"], "top-k must be >= 1"),
-        (["--render", "x", "--temperature", "0"], "temperature must be > 0"),
+        (["--render", "x", "--temperature", "0"], "temperature must be between 0.01 and 100"),
         (["--render", "x", "--engine", "nope"], "unknown engine"),
         (["--render", "x", "--model", "/nonexistent/model"], "not found"),
         (["--render", "x", "--out", "blocker/sub"], "cannot write to output directory"),

@@ -143,7 +143,7 @@ def read_wav(path: str | os.PathLike[str]) -> Audio:
     name = source.name
     try:
         _check_riff_sizes(source)
-        with sf.SoundFile(source) as handle:
+        with sf.SoundFile(os.fsencode(source)) as handle:  # a str path must be UTF-8
             expected = handle.frames
             samples = handle.read(dtype="float32", always_2d=True)
             rate = handle.samplerate

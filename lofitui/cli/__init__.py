@@ -99,8 +99,11 @@ def _run(argv: list[str]) -> int:
     """:func:`main` without its last line of defence."""
     try:
         args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help/--version (0) or a usage error (2), already printed
+    except SystemExit as exc:  # --help/--version, already printed
         return int(exc.code or 0)
+    except UsageError as exc:
+        print(f"lofi: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     given = vars(args)
     if given.pop("command", None) == "models":
         from lofitui.cli.models import run

@@ -8,26 +8,80 @@ and :func:`lofitui.config.build_settings` lays what was given over config.toml.
 from __future__ import annotations
 
 import argparse
-import sys
+import math
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 from lofitui import __version__
-from lofitui.cli.exits import EXIT_USAGE
 from lofitui.config import THREADS_PER_CORE
 from lofitui.devices import DEVICE_CHOICES
 from lofitui.engines.registry import ENGINES, engine_class
+from lofitui.errors import UsageError
 from lofitui.models.catalog import DEFAULT_MODELS
 
 RENDER_DURATION_S = 10.0  # --render's own track length; config.toml's duration is the player's
 
 
+_EXPECTED_VALUE = re.compile(r"^argument ([^/:]+)(?:/[^:]+)?: expected one argument$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters (newlines, escapes, NUL...) written as escapes."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad input as one line and exit code 2 (no usage dump)."""
+    """argparse whose bad input is a one-line :class:`UsageError` (no usage dump); the CLI
+    prints it and exits 2. ``--help`` and ``--version`` still print and exit 0."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"lofi: error: {message} (see lofi --help)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
+        dash = _EXPECTED_VALUE.match(message)
+        if dash is not None:  # "--render -x" reads -x as an option
+            hint = f"a value that starts with - is written {dash.group(1)}=VALUE; see lofi --help"
+        else:
+            hint = "see lofi --help"
+        raise UsageError(f"{one_line(message)} ({hint})")
+
+
+def _number(kind: type) -> Callable[[str], int | float]:
+    """An argparse type for ``kind`` (int or float) that refuses nan and infinities."""
+
+    def convert(text: str) -> int | float:
+        value = kind(text)  # a ValueError reads "invalid <kind> value: '...'"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _text(text: str) -> str:
+    """Text from the command line: undecodable bytes (not UTF-8) are refused."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not valid UTF-8 text (check the terminal's encoding)"
+        ) from None
+    return text
+
+
+def _name(text: str) -> str:
+    """A model name or directory: not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give a name or a directory")
+    return text
+
+
+def _directory(text: str) -> Path:
+    """An output directory, or ``-``: not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give a directory, or - for stdout")
+    return Path(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,40 +94,50 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("--version", action="version", version=f"lofi {__version__}")
-    parser.add_argument("--render", metavar="PROMPT", help="generate tracks to files and exit")
+    parser.add_argument(
+        "--render", type=_text, metavar="PROMPT", help="generate tracks to files and exit"
+    )
     parser.add_argument(
         "--duration",
-        type=float,
+        type=_number(float),
         metavar="S",
         help=f"seconds per track (--render: default {RENDER_DURATION_S:g}; the player: "
         "config.toml's duration, default 30)",
     )
-    parser.add_argument("--count", type=int, metavar="N", help="tracks to render (default 1)")
     parser.add_argument(
-        "--seed", type=int, metavar="N", help="first seed (track i uses N+i); random if omitted"
+        "--count", type=_number(int), metavar="N", help="tracks to render (default 1)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=_number(int),
+        metavar="N",
+        help="first seed (track i uses N+i); random if omitted",
     )
     parser.add_argument(
         "--out",
-        type=Path,
+        type=_directory,
         metavar="DIR|-",
         help="output directory (default: current directory); '-' writes one 16-bit WAV stream "
         "to stdout as it is generated, all --count tracks back to back, no sidecar JSON "
         "(lofi --render ... --out - | aplay)",
     )
     parser.add_argument("--format", choices=["wav"], help="output format (default wav)")
-    parser.add_argument("--engine", help=" or ".join(ENGINES))
+    parser.add_argument("--engine", type=_text, help=" or ".join(ENGINES))
     defaults = "; ".join(
         f"{model} with --engine {engine}" for engine, model in DEFAULT_MODELS.items()
     )
     parser.add_argument(
-        "--model", metavar="NAME|DIR", help=f"catalog name or model directory (default: {defaults})"
+        "--model",
+        type=_name,
+        metavar="NAME|DIR",
+        help=f"catalog name or model directory (default: {defaults})",
     )
     parser.add_argument(
         "--device", choices=DEVICE_CHOICES, help="execution provider (default: best available)"
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=_number(int),
         metavar="N",
         help=f"CPU threads for inference (0 = onnxruntime default; at most "
         f"{THREADS_PER_CORE} x the CPU cores)",
@@ -106,6 +170,5 @@ def _add_engine_groups(parser: argparse.ArgumentParser) -> None:
                 kwargs["choices"] = param.choices
             else:
                 kwargs["metavar"] = param.metavar
-            if param.type is not str:
-                kwargs["type"] = param.type
+            kwargs["type"] = _text if param.type is str else _number(param.type)
             group.add_argument(param.flag, **kwargs)

@@ -121,9 +121,8 @@ PARAMS = (
         "--shift",
         "S",
         default=3.0,
-        minimum=0,
+        minimum=0.01,
         maximum=100,
-        above=True,
     ),
     Param(
         "scheduler",
@@ -140,6 +139,7 @@ PARAMS = (
         "--guidance",
         "G",
         minimum=0,
+        maximum=100,
     ),
     Param("language", str, "lyrics language code (default en)", default="en"),
     Param("guidance_mode", str, "how guidance mixes", default="apg", choices=GUIDANCE_MODES),

@@ -79,9 +79,11 @@ class Param:
         what = "a whole number" if self.type is int else "a number"
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise UsageError(f"{self.label} must be {what} (got {value!r})")
+        if isinstance(value, int) and self.type is int:
+            return value  # exact, however large: the range check follows
         try:
             number = float(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise UsageError(f"{self.label} must be {what} (got {value!r})") from None
         if not math.isfinite(number) or (self.type is int and not number.is_integer()):
             raise UsageError(f"{self.label} must be {what} (got {value!r})")
@@ -101,7 +103,8 @@ class Param:
             bound = f"{'>' if self.above else '>='} {lo:g}"
         else:
             bound = f"<= {hi:g}"
-        raise UsageError(f"{self.label} must be {bound} (got {value:g})")
+        shown = value if isinstance(value, int) else f"{value:g}"  # an int may not fit a float
+        raise UsageError(f"{self.label} must be {bound} (got {shown})")
 
 
 @dataclass(frozen=True)

@@ -84,12 +84,12 @@ PARAMS = (
     Param(
         "temperature",
         float,
-        "default 1.0",
+        "default 1.0 (0.01 to 100)",
         "--temperature",
         "T",
         default=DEFAULT_TEMPERATURE,
-        minimum=0,
-        above=True,
+        minimum=0.01,
+        maximum=100,
     ),
     Param(
         "guidance",
@@ -100,6 +100,7 @@ PARAMS = (
         "G",
         default=DEFAULT_GUIDANCE,
         minimum=1,
+        maximum=100,
     ),
     COMPUTE_PARAM,
 )

@@ -71,7 +71,11 @@ def ensure_model(
     ``DownloadProgress`` updates.
     """
     path = Path(name_or_dir).expanduser()
-    if path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError as exc:  # a name too long for the file system, a symlink loop...
+        raise UsageError(f"model {name_or_dir!r}: {exc.strerror}") from None
+    if is_dir:
         return path.resolve()
     entry = catalog.find_entry(name_or_dir)
     if entry is None:
