@@ -454,10 +454,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--engines", help=f"comma-separated subset of {','.join(ENGINES)}")
     parser.add_argument("--json", type=Path, help="also write every engine's result here")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="run nothing: print the tables from results saved with --json (merged in order)",
+    )
     parser.add_argument("--only", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only:
         child(args)
+        return
+    if args.report:
+        saved: dict[str, dict] = {}
+        for path in args.report:
+            saved.update(json.loads(path.read_text()))
+        report(saved, f"{args.model.name}, {args.threads} threads (saved results)")
         return
     engines = args.engines.split(",") if args.engines else list(ENGINES)
     unknown = [e for e in engines if e not in ENGINES]
@@ -488,7 +501,12 @@ def main() -> None:
         )
         if args.json:  # after each engine: a long run cut short keeps what it measured
             write_json_atomic(args.json, results)
-    print_table(results, f"{model_dir.name}, {args.threads} threads")
+    report(results, f"{model_dir.name}, {args.threads} threads")
+
+
+def report(results: dict[str, dict], title: str) -> None:
+    """The table, the speed-ups and the logit agreement."""
+    print_table(results, title)
     print_ratios(results)
     print_quality(results)
 
