@@ -17,20 +17,35 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundserver
 from bench.capture_analysis import AUDIBLE_DBFS
 from bench.streambench import Monitor
 from test_player import Events
 
 from lofitui.audio.events import NowPlaying, OutputChanged, TrackFinished
+from lofitui.audio.output import rescan
 from lofitui.audio.player import RETRY_S, WATCHDOG_S, Player
 from lofitui.audio.types import Audio
 
 RATE = soundserver.RATE
+
+
+@pytest.fixture(autouse=True)
+def _portaudio_sees_the_suites_server_again() -> Iterator[None]:
+    """These tests make PortAudio list the devices of servers of their own, which they stop;
+    afterwards the process lists the devices of the environment the rest of the suite uses."""
+    yield
+    import sounddevice
+
+    rescan(sounddevice)
+
+
 RESUME_LIMIT_S = 5.0  # sound is back this soon after the server (the issue's bound)
 # Where sound resumes vs where the player's clock is: the monitor's clock (parec's latency,
 # 10-20 ms), the player's 10 ms steps, the new stream's start-up. Measured (bench, 2 loaded

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -481,9 +482,29 @@ MODEL_CASES = [
 CASES = NUMBER_CASES + STRING_CASES + PATH_CASES + CONFIG_CASES + MODEL_CASES
 
 
+@pytest.fixture(scope="session")
+def tiny_derived(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny fixture's fast decoder, built once into a models directory of its own: each
+    case starts from a copy, as on a machine where lofi has run before, so the one line the
+    case checks is its own and not the first-use build notice."""
+    from lofitui.engines.musicgen import MusicGenEngine
+    from lofitui.engines.runtime import RuntimeOptions
+    from lofitui.models.derived import cache_root, derived_dir
+
+    root = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOFI_MODELS_DIR", str(root))
+        options = RuntimeOptions("cpu", 1)
+        MusicGenEngine.prepare(TINY, options, lambda _msg: None, derived=derived_dir(TINY))
+        return cache_root()
+
+
 @pytest.fixture
-def lofi_run(lofi_home: Path, monkeypatch: pytest.MonkeyPatch, capfdbinary) -> Iterator[Callable]:
+def lofi_run(
+    lofi_home: Path, monkeypatch: pytest.MonkeyPatch, capfdbinary, tiny_derived: Path
+) -> Iterator[Callable]:
     """``lofi ARGV`` in-process in an isolated home; (exit code, stdout, stderr)."""
+    shutil.copytree(tiny_derived, lofi_home / "models" / tiny_derived.name)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.chdir(lofi_home)

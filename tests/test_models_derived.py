@@ -49,12 +49,12 @@ def test_a_users_directory_is_built_for_in_the_cache_and_left_alone(models_env, 
         on_stage=said.append,
         params={"compute_type": "int4"},
     )
-    assert opened.engine.describe()["decoder"] == "fast-q4"
+    assert opened.engine.describe()["decoder"] == "fast-q4kv"
     assert snapshot(mine) == before  # nothing written, nothing changed
     cache = derived.cache_root()
     assert cache == paths.models_dir() / ".derived"
     (entry,) = [p for p in cache.iterdir() if p.is_dir()]
-    assert {"decoder_fast_q4.onnx", "decoder_cross_kv.onnx"} <= {p.name for p in entry.iterdir()}
+    assert {"decoder_fast_q4kv.onnx", "decoder_cross_kv.onnx"} <= {p.name for p in entry.iterdir()}
     notices = [m for m in said if "not written to" in m]
     assert len(notices) == 1 and str(entry) in notices[0] and "not written to" in notices[0]
     source = json.loads((entry / derived.SOURCE_NAME).read_text())
@@ -72,7 +72,7 @@ def test_a_users_directory_is_built_for_in_the_cache_and_left_alone(models_env, 
         on_stage=said.append,
         params={"compute_type": "int4"},
     )
-    assert again.engine.describe()["decoder"] == "fast-q4" and not said
+    assert again.engine.describe()["decoder"] == "fast-q4kv" and not said
     assert derived.derived_dir(copy) == entry
     # A changed weights file is another model: another entry.
     graph = copy / "decoder_model.onnx"

@@ -210,7 +210,7 @@ def test_every_compute_type_on_the_default_download(fake_hub: FakeHub):
     download.download(download.plan_download(entry))
     want = reference()["step_logits"]
     built = {}
-    for kind, decoder in (("int8", "fast-q8"), ("float32", "fast-fp32"), ("int4", "fast-q4")):
+    for kind, decoder in (("int8", "fast-q8kv"), ("float32", "fast-fp32"), ("int4", "fast-q4kv")):
         opened = session.open_engine(
             "musicgen", entry.name, device="cpu", threads=1, params={"compute_type": kind}
         )
@@ -222,14 +222,14 @@ def test_every_compute_type_on_the_default_download(fake_hub: FakeHub):
     assert built["float32"] < built["int8"] < built["int4"]
     auto = session.open_engine("musicgen", entry.name, device="cpu", threads=1)
     assert (
-        auto.engine.describe()["decoder"] == "fast-q8" and auto.defaults["compute_type"] == "int8"
+        auto.engine.describe()["decoder"] == "fast-q8kv" and auto.defaults["compute_type"] == "int8"
     )
     exact = session.open_engine("musicgen", entry.name, device="cpu", threads=1)
     exact_engine = type(exact.engine).load(store.model_dir(entry.name), decoder="split")
     assert np.abs(_logits(exact_engine) - want).max() < 5e-4  # the fp16 graphs (the GPU path)
     # lofi's own model directory: the builds sit next to the model and go with it
     names = {p.name for p in store.removable_files(entry, store.model_dir(entry.name))}
-    assert {"decoder_fast_q8.onnx", "decoder_fast.onnx", "decoder_fast_q4.onnx"} <= names
+    assert {"decoder_fast_q8kv.onnx", "decoder_fast.onnx", "decoder_fast_q4kv.onnx"} <= names
     assert "decoder_cross_kv.onnx" in names
     manifest = json.loads((store.model_dir(entry.name) / catalog.MANIFEST_NAME).read_text())
     assert manifest["commit"] == GABOTECHS_REVISION

@@ -149,13 +149,13 @@ def test_optimize_command_caches_and_remove_cleans_up(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     path = Path(first.stdout.strip())
     # a directory lofi does not own: built into lofi's cache, the directory left alone
-    assert path.name == "decoder_fast_q4.onnx"
+    assert path.name == "decoder_fast_q4kv.onnx"  # 4-bit weights, int8 cache
     assert path.parent.parent == tmp_path / "models" / ".derived" and not derived_files(root)
     mtime = path.stat().st_mtime_ns
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert again.returncode == 0 and path.stat().st_mtime_ns == mtime  # cached, not rebuilt
     assert {p.name for p in derived_files(path.parent)} == {
-        "decoder_fast_q4.onnx",
+        "decoder_fast_q4kv.onnx",
         "decoder_cross_kv.onnx",
     }
     assert not list(path.parent.glob(".*part"))

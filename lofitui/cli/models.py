@@ -353,7 +353,11 @@ def cmd_path(name: str | None) -> int:
         print(store.model_dir(entry.name))
         return 0
     candidate = paths.models_dir() / name
-    if candidate.is_dir():
+    try:
+        found = candidate.is_dir()
+    except OSError:  # a name the file system refuses (too long...) names no model either
+        found = False
+    if found:
         print(candidate)
         return 0
     raise UsageError(f"unknown model {name!r}; known models: {', '.join(catalog.CATALOG)}")

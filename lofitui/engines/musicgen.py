@@ -408,6 +408,8 @@ class MusicGenEngine(EngineBase):
         explicit = compute_type not in (None, "auto")
         if wanted in built or (built and not explicit):
             return built.get(wanted) or next(iter(built.values()))
+        # a broken model is said as such, before any build is announced (load would refuse it)
+        MusicGenConfig.from_files(MusicGenFiles.find(model_dir))
         where = "" if derived == model_dir else f" into {derived} ({model_dir} is not written to)"
         on_stage(f"building the fast CPU decoder ({compute_type_of(wanted)}) once{where}")
         try:
