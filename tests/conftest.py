@@ -152,7 +152,19 @@ def sound_server():
             pytest.skip(message)
         pytest.fail(f"{message} (set LOFI_ALLOW_NO_SOUND=1 to skip)", pytrace=False)
     with soundserver.serving(server):
+        _portaudio_rescan()
         yield server
+
+
+def _portaudio_rescan() -> None:
+    """PortAudio lists the devices of the environment it was initialised in: if an earlier test
+    already loaded it, make it list this server's."""
+    import sys
+
+    if "sounddevice" in sys.modules:
+        from lofitui.audio.output import rescan
+
+        rescan(sys.modules["sounddevice"])
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import soundserver
 from bench.capture_analysis import AUDIBLE_DBFS
 from bench.streambench import Monitor
 from hubserver import FakeHub
@@ -72,7 +71,7 @@ def test_a_fresh_home_without_network_plays_the_synth_within_two_seconds(tmp_pat
     tmux = ["tmux", "-S", str(tmp_path / "tmux.sock")]
     session = f"lofi-first-{os.getpid()}"
     command = f"cd {ROOT} && exec {sys.executable} -m lofitui"
-    with soundserver.serving(sound_server), Monitor(tmp_path) as monitor:
+    with Monitor(tmp_path) as monitor:  # the session's sound server (marker `sound`)
         launched = time.monotonic()
         subprocess.run(
             [*tmux, "new-session", "-d", "-s", session, "-x", "110", "-y", "32", command],
