@@ -8,10 +8,12 @@ shorter track, and garbage is never played as noise.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import signal
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +36,24 @@ class CorruptAudioError(LofiError):
     """An audio file is truncated, unreadable or holds invalid samples."""
 
 
+_HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """libsndfile encodes into memory through Python callbacks, where an exception raised by a
+    signal handler (Ctrl-C, SIGTERM taking the Ctrl-C path) is printed and lost: in this
+    thread, those signals wait until the encoding is done, then act as usual."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def write_wav(path: str | os.PathLike[str], audio: Audio, subtype: Subtype = "FLOAT") -> Path:
     """Write ``audio`` to ``path`` atomically and return the path.
 
@@ -52,7 +72,8 @@ def write_wav(path: str | os.PathLike[str], audio: Audio, subtype: Subtype = "FL
     # Encoded in memory, written by Python: a full disk raises OSError(ENOSPC), where
     # libsndfile writing the file itself would only say "System error.".
     encoded = io.BytesIO()
-    sf.write(encoded, samples, audio.sample_rate, subtype=subtype, format="WAV")
+    with _signals_held():
+        sf.write(encoded, samples, audio.sample_rate, subtype=subtype, format="WAV")
     with atomic_path(target) as tmp:
         tmp.write_bytes(encoded.getbuffer())
     return target
@@ -66,7 +87,8 @@ def pcm16_bytes(samples: np.ndarray) -> bytes:
     """
     buffer = io.BytesIO()
     clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
-    sf.write(buffer, clipped, 8000, format="RAW", subtype="PCM_16", endian="LITTLE")
+    with _signals_held():
+        sf.write(buffer, clipped, 8000, format="RAW", subtype="PCM_16", endian="LITTLE")
     return buffer.getvalue()
 
 
