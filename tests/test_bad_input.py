@@ -562,11 +562,6 @@ def test_bad_input(case: Case, lofi_run, lofi_home: Path) -> None:
             assert wav.with_suffix(".json").is_file()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/__init__.py emit(): a path that is not UTF-8 fails to print on a strict "
-    "UTF-8 stdout (en_US.UTF-8 locales) and is reported as 'cannot print to stdout'",
-)
 def test_a_path_that_is_not_utf8_prints_on_a_strict_stdout(tmp_path: Path, cli_env: dict) -> None:
     out = os.fsencode(tmp_path) + b"/caf\xe9"
     result = subprocess.run(

@@ -13,6 +13,7 @@ import io
 import os
 import signal
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -36,22 +37,30 @@ class CorruptAudioError(LofiError):
     """An audio file is truncated, unreadable or holds invalid samples."""
 
 
-_HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
     """libsndfile encodes into memory through Python callbacks, where an exception raised by a
-    signal handler (Ctrl-C, SIGTERM taking the Ctrl-C path) is printed and lost: in this
-    thread, those signals wait until the encoding is done, then act as usual."""
-    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+    signal handler (Ctrl-C, SIGTERM taking the Ctrl-C path) is printed and lost. Meanwhile the
+    handlers only note the signal; it is raised again, to the usual handler, once the encoding
+    is done. (Handlers run in the main thread only: elsewhere there is nothing to hold.)"""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    caught: list[int] = []
+    saved = {sig: signal.getsignal(sig) for sig in _HELD_SIGNALS}
+    held = [sig for sig, handler in saved.items() if callable(handler)]
+    for sig in held:
+        signal.signal(sig, lambda signum, _frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig in held:
+            signal.signal(sig, saved[sig])
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
 
 
 def write_wav(path: str | os.PathLike[str], audio: Audio, subtype: Subtype = "FLOAT") -> Path:

@@ -72,7 +72,11 @@ def emit(lines: list[str]) -> str | None:
         return "stdout is closed"
     try:
         for line in lines:
-            print(line)
+            try:
+                print(line)
+            except UnicodeEncodeError:  # a path the terminal's encoding cannot spell: its bytes
+                sys.stdout.flush()
+                sys.stdout.buffer.write(os.fsencode(line) + b"\n")
         sys.stdout.flush()
     except (OSError, ValueError) as exc:
         null = os.open(os.devnull, os.O_WRONLY)
