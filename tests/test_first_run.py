@@ -17,6 +17,7 @@ from bench.capture_analysis import AUDIBLE_DBFS
 from bench.streambench import Monitor
 from hubserver import FakeHub
 from musicgen_fixture import require_fixture
+from test_tui_live import _pane, _wait_pane
 
 from lofitui.config import Config, build_settings
 from lofitui.events import JobState, NowPlaying, StationChanged
@@ -32,23 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # Issue #14 asks for music within 2 s of launch; this guard is looser so that a loaded CI
 # machine does not fail it by chance (the figure printed is the one to compare with 2 s).
 FIRST_SOUND_LIMIT_S = 6.0
-
-
-def _pane(tmux: list[str], session: str) -> str:
-    return subprocess.run(
-        [*tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True
-    ).stdout
-
-
-def _wait_pane(tmux: list[str], session: str, text: str, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        screen = _pane(tmux, session)
-        if text in screen:
-            return screen
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
 
 
 @pytest.mark.tmux
