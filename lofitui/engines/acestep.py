@@ -377,8 +377,11 @@ class AceStepEngine(EngineBase):
         request: TrackRequest,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        *,
+        chunk_s: float | None = None,
     ) -> Iterator[Audio]:
-        """Yield the track one VAE tile at a time (``TILE_FRAMES`` latent frames, ~5 s).
+        """Yield the track one VAE tile at a time (``TILE_FRAMES`` latent frames, ~5 s),
+        whatever ``chunk_s`` asks.
 
         Cancellation raises :class:`~lofitui.errors.Cancelled` between steps and tiles.
         """

@@ -270,8 +270,15 @@ class Engine(Protocol):
         request: TrackRequest,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        *,
+        chunk_s: float | None = None,
     ) -> Iterator[Audio]:
-        """The request's audio as consecutive chunks, each ready as soon as it is decoded."""
+        """The request's audio as consecutive chunks, each ready as soon as it is decoded.
+
+        ``chunk_s``: how long the steady chunks may be when no one is listening yet (a file
+        render): longer chunks decode with less overlap. None: the engine's streaming size
+        (~1 s). Engines whose chunks are fixed by the model (bars, VAE tiles) ignore it.
+        """
         ...
 
 
@@ -324,6 +331,8 @@ class EngineBase:
         request: TrackRequest,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        *,
+        chunk_s: float | None = None,
     ) -> Iterator[Audio]:
         raise NotImplementedError  # every engine streams: this is its one generation path
 
