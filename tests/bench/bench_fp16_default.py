@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--quants", default="fp32,q8kv,q4kv")
     args = parser.parse_args()
+    args.src, args.out = args.src.resolve(), args.out.resolve()  # the views link to them
     options = RuntimeOptions("cpu", 2)
     exact = step_logits(MusicGenEngine.load(args.src, options, decoder="split"))
     args.out.mkdir(parents=True, exist_ok=True)
