@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 
+from musicgen_fixture import require_fixture
 from textual.widgets import Checkbox, Input, Select, Static, TextArea
 from tui_fakes import TUI_PROMPT, FakeBackend, FakeScheduler
 
 from lofitui import paths
-from lofitui.config import Config, load_config
+from lofitui.config import Config, build_settings, load_config
 from lofitui.events import Station
 from lofitui.models.catalog import get_entry
 from lofitui.tui.app import LofiApp, create_app
-from lofitui.tui.backend import MissingModel
+from lofitui.tui.backend import Backend, MissingModel
 from lofitui.tui.history import PromptHistory
 from lofitui.tui.screens import FirstRunScreen, StationEditor
 from lofitui.tui.station_form import build_station, form_params, model_choices, value_text
@@ -289,3 +291,21 @@ def test_an_unchanged_form_gives_the_same_station():
         )
         choices = model_choices(station.engine, station)
         assert build_station(values, choices, station) == (station, {})
+
+
+def test_another_compute_type_opens_the_model_with_it(lofi_home):
+    """The backend opens one engine per lane: a station the editor moved to another compute type
+    gets an engine loaded with it (the one loaded before would refuse its requests)."""
+    model = str(require_fixture())
+    settings = build_settings(
+        Config(), {"engine": "musicgen", "model": model, "device": "cpu", "threads": 1}
+    )
+    backend = Backend(settings)
+    station = backend.station_for(require_fixture())
+    assert station.params["compute_type"] == "int8"  # what auto gave on the CPU
+    loaded = backend.engine_for(station)
+    assert backend.engine_for(replace(station, prompt="snow", params={"top_k": 5})) is loaded
+    exact = replace(station, params={**station.params, "compute_type": "float32"})
+    engine = backend.engine_for(exact)
+    assert engine is not loaded and engine.compute_type == "float32"
+    engine.validate(exact.request(seed=1))
