@@ -319,7 +319,7 @@ class _Job:
 class _Lane:
     """One loaded model and the single worker thread that generates with it."""
 
-    def __init__(self, key: tuple[str, str]) -> None:
+    def __init__(self, key: tuple[str, ...]) -> None:
         self.key = key
         self.engine: Engine | None = None
         self.job: _Job | None = None
@@ -363,7 +363,7 @@ class Scheduler:
         self._unsubscribe_player: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ctl: ThreadPoolExecutor | None = None
-        self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._lanes: dict[tuple[str, ...], _Lane] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self._subscribers: list[Callable[[SchedulerEvent], None]] = []
         self._station: Station | None = None

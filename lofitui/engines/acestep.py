@@ -87,7 +87,7 @@ def time_signature(text: str) -> str:
 
 
 PARAMS = (
-    Param("lyrics", str, "song lyrics (default: instrumental)", "--lyrics", "TEXT"),
+    Param("lyrics", str, "song lyrics (default: instrumental)", "--lyrics", "TEXT", multiline=True),
     Param("bpm", int, "tempo in beats per minute", "--bpm", "N", minimum=1, maximum=400),
     Param(
         "keyscale",

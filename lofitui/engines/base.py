@@ -41,6 +41,7 @@ class Param:
     the command-line option (None: config.toml and requests only). ``default`` is the documented
     default (None: the model decides, or unset). ``normalise`` turns accepted spellings into the
     model's form (it may raise UsageError). Bounds are inclusive unless ``above`` (> minimum).
+    ``multiline``: text of several lines (lyrics), edited as such in the app.
     """
 
     name: str
@@ -54,6 +55,7 @@ class Param:
     above: bool = False
     choices: tuple[str, ...] | None = None
     normalise: Callable[[str], ParamValue] | None = None
+    multiline: bool = False
 
     @property
     def label(self) -> str:

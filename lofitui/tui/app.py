@@ -28,7 +28,15 @@ from textual.message import Message
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
-from lofitui.config import Config, Settings, build_settings, load_config, save_setting
+from lofitui.config import (
+    Config,
+    Settings,
+    build_settings,
+    load_config,
+    save_setting,
+    save_settings,
+)
+from lofitui.engines.registry import BUILTIN_ENGINE
 from lofitui.errors import LofiError
 from lofitui.events import (
     JobChanged,
@@ -39,21 +47,27 @@ from lofitui.events import (
     NowPlaying,
     OutputChanged,
     SchedulerEvent,
+    Station,
     StationChanged,
     TrackSaved,
 )
+from lofitui.keymap import KEYS
 from lofitui.tui import messages as m
 from lofitui.tui.backend import Backend, Built, MissingModel, SchedulerLike
 from lofitui.tui.declined import DeclinedDownloads
 from lofitui.tui.history import PromptHistory
 from lofitui.tui.keys import app_bindings
 from lofitui.tui.model_download import BackgroundDownload, by_hand, progress_text
-from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen
+from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen, StationEditor
+from lofitui.tui.station_form import StationEdit, default_settings
 from lofitui.tui.themes import DEFAULT_THEME, LoadedThemes, load_themes, next_theme
 from lofitui.tui.widgets import NowPlayingView, PromptBar, PromptInput, QueuePanel, StatusBar
 
 QUIT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
 """Signals that quit the player the way ``q`` does (exit status 128 + the signal's number)."""
+
+PLAYER_ACTIONS = frozenset(spec.action.split("(")[0] for spec in KEYS)
+"""The actions of the player's keys (which are plain keys again in the station editor)."""
 
 
 @dataclass
@@ -249,6 +263,9 @@ class LofiApp(App[int]):
         self._status_bar().download = ""
         scheduler = self.scheduler
         if scheduler is None or scheduler.station is None:
+            return
+        if scheduler.station.engine != BUILTIN_ENGINE:  # the listener chose another with e
+            self.notify(f"{message.model} is ready: choose it with e", timeout=8)
             return
         try:
             scheduler.hand_over(replace(message.station, prompt=scheduler.station.prompt))
@@ -461,16 +478,53 @@ class LofiApp(App[int]):
             self.notify("trying the audio output again…", timeout=3)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The prompt key opens the prompt only from the player itself: elsewhere (the prompt or
-        another input focused, a dialog open) it is an ordinary key."""
-        if action == "focus_prompt":
+        """The prompt and editor keys act only from the player itself: elsewhere (the prompt or
+        another input focused, a dialog open) they are ordinary keys. In the station editor
+        every player key is an ordinary key."""
+        if action in ("focus_prompt", "edit_station"):
             return (len(self.screen_stack) == 1 and not isinstance(self.focused, Input)) or None
+        if action in PLAYER_ACTIONS and isinstance(self.screen, StationEditor):
+            return None
         return True
 
     def action_focus_prompt(self) -> None:
         # focus now, not on the next loop turn (Widget.focus): the keys queued behind this one
         # are routed to the focused widget, so a burst like "/tango" types "tango"
         self.screen.set_focus(self.query_one(PromptInput))
+
+    def action_edit_station(self) -> None:
+        if (scheduler := self._live()) is None:
+            return
+        # while a hand-over is pending, the station to edit is the one it moves to
+        station = scheduler.handing_over_to or scheduler.station
+        if station is None:
+            self.notify("no station yet: type a prompt first", timeout=3)
+            return
+        downloading = self._download.missing.entry.name if self._download is not None else None
+        self.push_screen(StationEditor(station, downloading=downloading), self._station_edited)
+
+    def _station_edited(self, edit: StationEdit | None) -> None:
+        """The editor's Apply: the station plays from the next track (Esc: None, nothing)."""
+        if edit is None or self.scheduler is None:
+            return
+        try:
+            self.scheduler.set_station(edit.station)
+        except LofiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if edit.save_as_default:
+            self._persist_station(edit.station)
+
+    @work(thread=True, exclusive=True, group="persist-station", exit_on_error=False)
+    def _persist_station(self, station: Station) -> None:
+        top, tables = default_settings(station)
+        try:
+            save_settings(top, tables, self.config_path)
+        except OSError as exc:
+            text = f"not saved as the default: {exc.strerror or exc}"
+            self.call_from_thread(self.notify, text, severity="warning")
+        else:
+            self.call_from_thread(self.notify, "saved as the default station", timeout=4)
 
     def action_cycle_theme(self) -> None:
         self.theme = next_theme(self.theme, self.loaded_themes.names)

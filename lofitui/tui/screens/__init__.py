@@ -1,7 +1,8 @@
-"""Modal screens: help, the first-run model download, and errors."""
+"""Modal screens: help, the first-run model download, errors and the station editor."""
 
 from lofitui.tui.screens.error import ErrorScreen
 from lofitui.tui.screens.first_run import FirstRunScreen
 from lofitui.tui.screens.help import HelpScreen
+from lofitui.tui.screens.station_editor import StationEditor
 
-__all__ = ["ErrorScreen", "FirstRunScreen", "HelpScreen"]
+__all__ = ["ErrorScreen", "FirstRunScreen", "HelpScreen", "StationEditor"]
