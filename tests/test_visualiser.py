@@ -81,10 +81,11 @@ async def test_v_cycles_the_visualiser_draws_what_is_heard_and_is_remembered(tui
         assert visualiser.mode == "off" and not visualiser.display and not spectrum.running
         await pilot.press("v")
         assert visualiser.mode == "spectrum" and spectrum.display and spectrum.running
-        await pilot.press("v")
-        assert visualiser.mode == "meter"
+        await pilot.press("v", "t")  # two settings saved at once: neither is lost
+        assert visualiser.mode == "meter" and app.theme == "midnight"
         await app.workers.wait_for_complete()
-    assert load_config(config_path).config.visualiser == "meter"
+    saved = load_config(config_path).config
+    assert saved.visualiser == "meter" and saved.theme == "midnight"
     assert "# engine = " in config_path.read_text()  # the commented defaults are kept
 
     again = create_app(backend=FakeBackend(), config_path=config_path, history=PromptHistory())

@@ -91,7 +91,7 @@ class Spectrum(Widget):
             dt = min(now - self._last, MAX_STEP_S)
         self._last = now
         count = self.band_count(self.size.width)
-        if count == 0:
+        if count == 0 or self.size.height == 0:
             return
         heard = self.source(LONG_FFT) if self.source is not None else None
         levels = self._levels(heard, count)
