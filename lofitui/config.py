@@ -31,6 +31,7 @@ from lofitui.models.catalog import default_model
 
 THREADS_PER_CORE = 4  # each inference thread costs ~4 OS threads; past this it only thrashes
 MAX_CACHE_GB = 1_000_000  # a petabyte: beyond it the byte count stops being a sane number
+VISUALISERS = ("spectrum", "meter", "off")  # the now-playing visualiser, in the order "v" cycles
 
 _log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Config:
     cache_max_gb: float = 2.0
     volume: float = 0.8
     theme: str = "lofi"
+    visualiser: str = "spectrum"
     keymap: dict[str, str] = field(default_factory=dict)
     # Per-engine tables: engine name -> {param name: value}, checked against the declarations.
     engine_params: dict[str, dict[str, ParamValue]] = field(default_factory=dict)
@@ -88,6 +90,7 @@ _KINDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "cache_max_gb": ((int, float), f"a number of GB between 0 and {MAX_CACHE_GB}"),
     "volume": ((int, float), "a number between 0 and 1"),
     "theme": (str, "a theme name"),
+    "visualiser": (str, f"one of {', '.join(VISUALISERS)}"),
     "keymap": (dict, 'a table of binding id = "keys"'),
 }
 
@@ -115,6 +118,7 @@ DEFAULT_CONFIG_TEXT = """\
 # volume = 0.8               # 0.0 - 1.0
 # theme = "lofi"             # lofi, midnight, paper, any Textual theme, or a file you add
 #                            # to the themes/ folder next to this file ("t" cycles and saves it)
+# visualiser = "spectrum"    # spectrum, meter or off ("v" cycles and saves it)
 
 # Keys, by binding id (see "?" in the app). Several keys: "n,right".
 [keymap]
@@ -127,6 +131,7 @@ DEFAULT_CONFIG_TEXT = """\
 # "lofi.mute" = "m"
 # "lofi.prompt" = "slash,i"
 # "lofi.theme" = "t"
+# "lofi.visualiser" = "v"
 # "lofi.help" = "question_mark"
 # "lofi.quit" = "q"
 
@@ -256,6 +261,8 @@ def _check(key: str, value: Any) -> str | None:
         ok = value.strip() in ENGINES
     elif key in ("model", "theme"):
         ok = bool(value.strip())
+    elif key == "visualiser":
+        ok = value.strip() in VISUALISERS
     elif key == "threads":
         ok = value >= 0
     elif key == "duration":
@@ -358,6 +365,7 @@ class Settings:
     cache_max_gb: float
     volume: float
     theme: str
+    visualiser: str
     keymap: Mapping[str, str]
     params: Mapping[str, ParamValue] = field(default_factory=dict)
     flow: bool = False
@@ -402,6 +410,7 @@ def build_settings(
         "cache_max_gb": config.cache_max_gb,
         "volume": config.volume,
         "theme": config.theme,
+        "visualiser": config.visualiser,
         "keymap": dict(config.keymap),
         "params": params,
         "offline": bool(laid.get("offline", False)),

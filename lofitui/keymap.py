@@ -75,6 +75,14 @@ KEYS: tuple[KeySpec, ...] = (
         False,
     ),
     KeySpec("lofi.theme", "t", "cycle_theme", "Theme", "next theme (remembered)", False),
+    KeySpec(
+        "lofi.visualiser",
+        "v",
+        "cycle_visualiser",
+        "Visualiser",
+        "next visualiser: spectrum, level meter, off (remembered)",
+        False,
+    ),
     KeySpec("lofi.help", "question_mark", "help", "Help", "this help", True, "?"),
     KeySpec("lofi.quit", "q", "quit", "Quit", "quit (finishes cleanly)"),
 )

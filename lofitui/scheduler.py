@@ -673,6 +673,14 @@ class Scheduler:
         if player is not None and self._player is player:
             player.retry_output()
 
+    def heard(self, frames: int) -> Audio | None:
+        """The last ``frames`` frames heard, as sent to the device (the visualiser's input; see
+        :meth:`Player.heard <lofitui.audio.player.Player.heard>`); None while nothing is heard."""
+        player = self._real_player
+        if player is None or self._player is not player:
+            return None
+        return player.heard(frames)
+
     # =========================================================================================
     # The queue
 

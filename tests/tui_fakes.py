@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from lofitui import events as ev
+from lofitui.audio.types import Audio
 from lofitui.engines.base import Progress
 
 TUI_PROMPT = "lofi hip hop beat, mellow rhodes piano, vinyl crackle, rainy night"
@@ -32,6 +33,7 @@ class FakeScheduler:
         self.closed = False
         self.has_audio_output = has_audio_output
         self.save_dir = Path("/tmp/lofi-saved")
+        self.output: Audio | None = None  # what heard() returns: set it to show a spectrum
 
     async def start(self) -> None:
         self.started = True
@@ -92,6 +94,10 @@ class FakeScheduler:
 
     def retry_audio(self) -> None:
         self.calls.append(("retry_audio",))
+
+    def heard(self, frames: int) -> Audio | None:
+        output = self.output
+        return None if output is None else Audio(output.samples[-frames:], output.sample_rate)
 
     @property
     def current(self):

@@ -14,6 +14,7 @@ import contextlib
 import io
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -62,6 +63,7 @@ from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen, Station
 from lofitui.tui.station_form import StationEdit, default_settings
 from lofitui.tui.themes import DEFAULT_THEME, LoadedThemes, load_themes, next_theme
 from lofitui.tui.widgets import NowPlayingView, PromptBar, PromptInput, QueuePanel, StatusBar
+from lofitui.tui.widgets.visualiser import Visualiser, next_visualiser
 
 QUIT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
 """Signals that quit the player the way ``q`` does (exit status 128 + the signal's number)."""
@@ -127,6 +129,8 @@ class LofiApp(App[int]):
         self._download: BackgroundDownload | None = None
         self.declined = DeclinedDownloads()
         self._on_air: str | None = None  # the engine of the station on air
+        self._persisting = threading.Lock()  # one config file write at a time
+        self._remembered: dict[str, str] = {}  # the latest value of each setting to save
 
     # -- layout ------------------------------------------------------------------------------------
 
@@ -147,6 +151,7 @@ class LofiApp(App[int]):
         self.query_one("#now-playing").border_title = "now playing"
         self.query_one("#queue").border_title = "up next"
         self.query_one("#prompt-bar").border_title = "station"
+        self.query_one(Visualiser).mode = self.settings.visualiser
         queue = self.query_one(QueuePanel)
         queue.lookahead = self.settings.lookahead
         queue.redraw()
@@ -328,6 +333,7 @@ class LofiApp(App[int]):
         self.audio_problem = audio_problem
         self._unsubscribe = scheduler.subscribe(self._on_scheduler_event)
         await scheduler.start()
+        self.query_one(Visualiser).listen(scheduler.heard)
         status = self.query_one(StatusBar)
         status.audio = scheduler.has_audio_output
         if not status.audio:
@@ -529,12 +535,25 @@ class LofiApp(App[int]):
     def action_cycle_theme(self) -> None:
         self.theme = next_theme(self.theme, self.loaded_themes.names)
         self.notify(f"theme: {self.theme}", timeout=2)
-        self._persist_theme(self.theme)
+        self._remember("theme", self.theme)
 
-    @work(thread=True, exclusive=True, group="persist", exit_on_error=False)
-    def _persist_theme(self, name: str) -> None:
-        with contextlib.suppress(OSError):
-            save_setting("theme", name, self.config_path)
+    def action_cycle_visualiser(self) -> None:
+        visualiser = self.query_one(Visualiser)
+        visualiser.mode = next_visualiser(visualiser.mode)
+        self.notify(f"visualiser: {visualiser.mode}", timeout=2)
+        self._remember("visualiser", visualiser.mode)
+
+    def _remember(self, key: str, value: str) -> None:
+        """Save a setting changed in the app (theme, visualiser) to the config file."""
+        self._remembered[key] = value
+        self._persist(key)
+
+    @work(thread=True, group="persist", exit_on_error=False)
+    def _persist(self, key: str) -> None:
+        # One write at a time, each of the latest value: quick presses of one key, or of
+        # several, never leave an older value in the file or lose another key's.
+        with self._persisting, contextlib.suppress(OSError):
+            save_setting(key, self._remembered[key], self.config_path)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

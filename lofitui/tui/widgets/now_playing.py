@@ -1,5 +1,5 @@
 """The now-playing view: prompt, engine/model/seed, elapsed/total with a bar (three parts while
-the track is still being generated), a level meter."""
+the track is still being generated), the visualiser (spectrum or level meter)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from textual.widgets import Static
 
 from lofitui.tui.widgets.format import bar, clock, stream_bar
 from lofitui.tui.widgets.level_meter import LevelMeter
+from lofitui.tui.widgets.visualiser import Visualiser
 
 if TYPE_CHECKING:
     from lofitui.events import JobInfo
@@ -137,7 +138,7 @@ class NowPlayingView(Vertical):
         yield Static(id="np-title")
         yield Static(id="np-meta")
         yield TrackProgress()
-        yield LevelMeter()
+        yield Visualiser()
 
     def on_mount(self) -> None:
         self._show_idle()
