@@ -64,6 +64,7 @@ class Config:
     cache_max_gb: float = 2.0
     volume: float = 0.8
     theme: str = "lofi"
+    mpris: bool = True
     keymap: dict[str, str] = field(default_factory=dict)
     # Per-engine tables: engine name -> {param name: value}, checked against the declarations.
     engine_params: dict[str, dict[str, ParamValue]] = field(default_factory=dict)
@@ -88,6 +89,7 @@ _KINDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "cache_max_gb": ((int, float), f"a number of GB between 0 and {MAX_CACHE_GB}"),
     "volume": ((int, float), "a number between 0 and 1"),
     "theme": (str, "a theme name"),
+    "mpris": (bool, "true or false"),
     "keymap": (dict, 'a table of binding id = "keys"'),
 }
 
@@ -115,6 +117,7 @@ DEFAULT_CONFIG_TEXT = """\
 # volume = 0.8               # 0.0 - 1.0
 # theme = "lofi"             # lofi, midnight, paper, any Textual theme, or a file you add
 #                            # to the themes/ folder next to this file ("t" cycles and saves it)
+# mpris = true               # media keys and desktop player controls (Linux, session D-Bus)
 
 # Keys, by binding id (see "?" in the app). Several keys: "n,right".
 [keymap]
@@ -363,6 +366,7 @@ class Settings:
     flow: bool = False
     offline: bool = False
     assume_yes: bool = False
+    mpris: bool = True
 
 
 def build_settings(
@@ -402,6 +406,7 @@ def build_settings(
         "cache_max_gb": config.cache_max_gb,
         "volume": config.volume,
         "theme": config.theme,
+        "mpris": config.mpris,
         "keymap": dict(config.keymap),
         "params": params,
         "offline": bool(laid.get("offline", False)),

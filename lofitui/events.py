@@ -78,6 +78,12 @@ class Station:
         )
 
     @property
+    def label(self) -> str:
+        """``musicgen · musicgen-small``: the engine and its model (a directory by its name)."""
+        model = self.model.rstrip("/").rsplit("/", 1)[-1] if "/" in self.model else self.model
+        return f"{self.engine} · {model}"
+
+    @property
     def lane(self) -> tuple[str, str]:
         """Jobs with the same (engine, model) share one loaded model and run one at a time."""
         return (self.engine, self.model)
