@@ -46,7 +46,8 @@ class AppControls:
 
     @property
     def can_go_back(self) -> bool:
-        return callable(getattr(self._app, "action_back", None))
+        # Textual's App has an action_back of its own (it closes a dialog): only lofi's counts
+        return getattr(type(self._app), "action_back", None) is not App.action_back
 
 
 class DesktopLink:
