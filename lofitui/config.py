@@ -66,6 +66,7 @@ class Config:
     volume: float = 0.8
     theme: str = "lofi"
     visualiser: str = "spectrum"
+    mpris: bool = True
     keymap: dict[str, str] = field(default_factory=dict)
     # Per-engine tables: engine name -> {param name: value}, checked against the declarations.
     engine_params: dict[str, dict[str, ParamValue]] = field(default_factory=dict)
@@ -91,6 +92,7 @@ _KINDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "volume": ((int, float), "a number between 0 and 1"),
     "theme": (str, "a theme name"),
     "visualiser": (str, f"one of {', '.join(VISUALISERS)}"),
+    "mpris": (bool, "true or false"),
     "keymap": (dict, 'a table of binding id = "keys"'),
 }
 
@@ -119,6 +121,7 @@ DEFAULT_CONFIG_TEXT = """\
 # theme = "lofi"             # lofi, midnight, paper, any Textual theme, or a file you add
 #                            # to the themes/ folder next to this file ("t" cycles and saves it)
 # visualiser = "spectrum"    # spectrum, meter or off ("v" cycles and saves it)
+# mpris = true               # media keys and desktop player controls (Linux, session D-Bus)
 
 # Keys, by binding id (see "?" in the app). Several keys: "n,right".
 [keymap]
@@ -371,6 +374,7 @@ class Settings:
     flow: bool = False
     offline: bool = False
     assume_yes: bool = False
+    mpris: bool = True
 
 
 def build_settings(
@@ -411,6 +415,7 @@ def build_settings(
         "volume": config.volume,
         "theme": config.theme,
         "visualiser": config.visualiser,
+        "mpris": config.mpris,
         "keymap": dict(config.keymap),
         "params": params,
         "offline": bool(laid.get("offline", False)),

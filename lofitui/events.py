@@ -79,6 +79,12 @@ class Station:
         )
 
     @property
+    def label(self) -> str:
+        """``musicgen · musicgen-small``: the engine and its model (a directory by its name)."""
+        model = self.model.rstrip("/").rsplit("/", 1)[-1] if "/" in self.model else self.model
+        return f"{self.engine} · {model}"
+
+    @property
     def lane(self) -> tuple[str, ...]:
         """Jobs with the same loaded model share one lane and run one at a time: the same engine,
         model and setup parameters (what the model is loaded with: MusicGen's compute type)."""

@@ -56,6 +56,7 @@ from lofitui.keymap import KEYS
 from lofitui.tui import messages as m
 from lofitui.tui.backend import Backend, Built, MissingModel, SchedulerLike
 from lofitui.tui.declined import DeclinedDownloads
+from lofitui.tui.desktop import DesktopLink, link_desktop
 from lofitui.tui.history import PromptHistory
 from lofitui.tui.keys import app_bindings
 from lofitui.tui.model_download import BackgroundDownload, by_hand, progress_text
@@ -131,6 +132,7 @@ class LofiApp(App[int]):
         self._on_air: str | None = None  # the engine of the station on air
         self._persisting = threading.Lock()  # one config file write at a time
         self._remembered: dict[str, str] = {}  # the latest value of each setting to save
+        self._desktop: DesktopLink | None = None  # MPRIS, while the scheduler is attached
 
     # -- layout ------------------------------------------------------------------------------------
 
@@ -334,6 +336,8 @@ class LofiApp(App[int]):
         self._unsubscribe = scheduler.subscribe(self._on_scheduler_event)
         await scheduler.start()
         self.query_one(Visualiser).listen(scheduler.heard)
+        if self.settings.mpris and not self._shutting_down:
+            self._desktop = link_desktop(self, scheduler)
         status = self.query_one(StatusBar)
         status.audio = scheduler.has_audio_output
         if not status.audio:
@@ -374,11 +378,10 @@ class LofiApp(App[int]):
             case OutputChanged(available=available):
                 self.query_one(StatusBar).audio = available
             case StationChanged(station=station):
-                model = Path(station.model).name if "/" in station.model else station.model
                 if self._on_air not in (None, station.engine):
-                    self.notify(f"now playing {station.engine} · {model}", timeout=6)
+                    self.notify(f"now playing {station.label}", timeout=6)
                 self._on_air = station.engine
-                self.query_one(PromptBar).set_station(station.prompt, f"{station.engine} · {model}")
+                self.query_one(PromptBar).set_station(station.prompt, station.label)
             case TrackSaved(path=path):
                 self._saved_notices.add(f"saved {path}")
                 self.notify(str(path), title="saved", timeout=8)
@@ -575,6 +578,9 @@ class LofiApp(App[int]):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        desktop, self._desktop = self._desktop, None
+        if desktop is not None:
+            await desktop.aclose()
         scheduler, self.scheduler = self.scheduler, None
         if scheduler is not None:
             await scheduler.aclose()

@@ -222,8 +222,4 @@ class NowPlayingView(Vertical):
 def describe(job: JobInfo) -> str:
     """``musicgen · musicgen-small · seed 4821 · 30 s`` for the meta line."""
     request = job.request
-    model = job.station.model
-    model = model.rstrip("/").rsplit("/", 1)[-1] if "/" in model else model
-    return " · ".join(
-        [job.station.engine, model, f"seed {request.seed}", f"{request.duration_s:g} s"]
-    )
+    return " · ".join([job.station.label, f"seed {request.seed}", f"{request.duration_s:g} s"])
