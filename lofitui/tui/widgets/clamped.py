@@ -34,7 +34,8 @@ class ClampedText(Widget):
 
     @property
     def max_lines(self) -> int:
-        """Lines the text may take: the ``max-height`` in cells, less padding and border."""
+        """Lines the text may take: the ``max-height`` in cells, less padding and border (no
+        limit without a ``max-height`` in cells)."""
         limit = self.styles.max_height
         if limit is None or limit.unit != Unit.CELLS:
             return 1_000_000
