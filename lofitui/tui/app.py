@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -26,7 +26,7 @@ from textual.containers import Vertical
 from textual.css.query import NoMatches
 from textual.driver import Driver
 from textual.message import Message
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from lofitui.config import (
@@ -65,6 +65,7 @@ from lofitui.tui.station_form import StationEdit, default_settings
 from lofitui.tui.themes import DEFAULT_THEME, LoadedThemes, load_themes, next_theme
 from lofitui.tui.widgets import NowPlayingView, PromptBar, PromptInput, QueuePanel, StatusBar
 from lofitui.tui.widgets.visualiser import Visualiser, next_visualiser
+from lofitui.tui.widgets.footer import PlayerFooter
 
 QUIT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
 """Signals that quit the player the way ``q`` does (exit status 128 + the signal's number)."""
@@ -97,6 +98,9 @@ class LofiApp(App[int]):
     TITLE = "lofi"
     BINDINGS = app_bindings()
     AUTO_FOCUS = None  # keys drive the player until / or i focuses the prompt
+    # screen classes for small terminals (the rules are in lofi.tcss)
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (80, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (24, "-tall")]
     ENABLE_COMMAND_PALETTE = True
 
     def __init__(
@@ -142,7 +146,7 @@ class LofiApp(App[int]):
             yield NowPlayingView(id="now-playing")
             yield QueuePanel(id="queue")
         yield PromptBar(self.history, id="prompt-bar")
-        yield Footer()
+        yield PlayerFooter()
 
     def on_mount(self) -> None:
         for theme in self.loaded_themes.themes:

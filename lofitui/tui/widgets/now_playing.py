@@ -14,6 +14,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
+from lofitui.tui.widgets.clamped import ClampedText
 from lofitui.tui.widgets.format import bar, clock, stream_bar
 from lofitui.tui.widgets.level_meter import LevelMeter
 from lofitui.tui.widgets.visualiser import Visualiser
@@ -124,7 +125,9 @@ class NowPlayingView(Vertical):
     DEFAULT_CSS = """
     NowPlayingView { height: 1fr; }
     NowPlayingView #np-title { text-style: bold; color: $foreground; }
-    NowPlayingView #np-meta { color: $foreground 60%; margin-bottom: 1; }
+    NowPlayingView #np-meta {
+        color: $foreground 60%; margin-bottom: 1; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     NowPlayingView TrackProgress { margin-bottom: 1; }
     """
 
@@ -135,7 +138,7 @@ class NowPlayingView(Vertical):
         self.waiting = False  # something is being generated for the first slot
 
     def compose(self) -> ComposeResult:
-        yield Static(id="np-title")
+        yield ClampedText(id="np-title")  # a prompt of any length: two lines at most
         yield Static(id="np-meta")
         yield TrackProgress()
         yield Visualiser()
@@ -144,7 +147,7 @@ class NowPlayingView(Vertical):
         self._show_idle()
 
     def _show_idle(self) -> None:
-        title = self.query_one("#np-title", Static)
+        title = self.query_one("#np-title", ClampedText)
         meta = self.query_one("#np-meta", Static)
         if self.waiting:
             title.update("Tuning in…")
@@ -180,7 +183,7 @@ class NowPlayingView(Vertical):
             progress.buffering = False
             return
         if self.job is None or job.id != self.job.id:
-            self.query_one("#np-title", Static).update(Text(job.station.prompt))
+            self.query_one("#np-title", ClampedText).update(job.station.prompt)
             self.query_one("#np-meta", Static).update(describe(job))
         elif self.job.generated_s > job.generated_s:
             job = self.job  # a JobChanged already told of more audio than this snapshot
