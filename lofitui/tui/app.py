@@ -64,8 +64,8 @@ from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen, Station
 from lofitui.tui.station_form import StationEdit, default_settings
 from lofitui.tui.themes import DEFAULT_THEME, LoadedThemes, load_themes, next_theme
 from lofitui.tui.widgets import NowPlayingView, PromptBar, PromptInput, QueuePanel, StatusBar
-from lofitui.tui.widgets.visualiser import Visualiser, next_visualiser
 from lofitui.tui.widgets.footer import PlayerFooter
+from lofitui.tui.widgets.visualiser import Visualiser, next_visualiser
 
 QUIT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
 """Signals that quit the player the way ``q`` does (exit status 128 + the signal's number)."""
