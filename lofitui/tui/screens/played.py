@@ -1,0 +1,213 @@
+"""``h``: the tracks played, newest first; Enter plays one again, ``s`` saves it.
+
+A track whose audio the cache has evicted is still listed (its request is in the history):
+playing or saving it first asks whether to generate it again, which gives the same music
+(same request, same seed).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+from lofitui.errors import LofiError
+from lofitui.tui.screens.confirm import ConfirmScreen
+from lofitui.tui.widgets.format import clock
+
+if TYPE_CHECKING:
+    from lofitui.library.played import PlayedTrack
+    from lofitui.tui.backend import SchedulerLike
+
+# fixed columns: played, model, seed, length, marks (the prompt takes what is left)
+WIDTHS = (10, 14, 10, 6, 12)
+MIN_PROMPT = 12
+CARD_MAX_WIDTH = 130
+
+
+class PlayedScreen(ModalScreen[None]):
+    """The track history of ``scheduler``; ``now`` fixes the clock (snapshots)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "save", "Save", id="played.save"),
+        Binding("escape,h,q", "dismiss", "Close", id="played.close"),
+    ]
+
+    AUTO_FOCUS = "#played-table"
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"played--dim", "played--liked", "played--saved"}
+    DEFAULT_CSS = """
+    PlayedScreen #played-card {
+        width: 95%;
+        max-width: 130;  /* CARD_MAX_WIDTH */
+        height: auto;
+        max-height: 90%;
+        padding: 1 2;
+        background: $surface;
+        border: round $primary;
+        border-title-color: $primary;
+        border-title-style: bold;
+    }
+    PlayedScreen #played-table { height: auto; max-height: 30; background: $surface; }
+    PlayedScreen #played-empty, PlayedScreen #played-hint { color: $foreground 55%; }
+    PlayedScreen #played-hint { margin-top: 1; }
+    PlayedScreen > .played--dim { color: $foreground 55%; }
+    PlayedScreen > .played--liked { color: $error; text-style: bold; }
+    PlayedScreen > .played--saved { color: $success; }
+    """
+
+    def __init__(self, scheduler: SchedulerLike, *, now: float | None = None) -> None:
+        super().__init__()
+        self.scheduler = scheduler
+        self.now = now
+        self.tracks: list[PlayedTrack] = []
+
+    def compose(self) -> ComposeResult:
+        card = Vertical(id="played-card")
+        card.border_title = "history"
+        with card:
+            yield DataTable(id="played-table", cursor_type="row", zebra_stripes=False)
+            yield Static(id="played-empty", markup=False)
+            yield Static(
+                "Enter plays it now · s saves it to your music folder · Esc closes",
+                id="played-hint",
+                markup=False,
+            )
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "theme", lambda _: self.fill(), init=False)
+        self.fill()
+
+    def on_resize(self) -> None:
+        self.fill()
+
+    # -- the list ---------------------------------------------------------------------------------
+
+    def fill(self) -> None:
+        """(Re)build the rows from the history, keeping the cursor on the same track."""
+        table = self.query_one(DataTable)
+        selected = self.selected
+        self.tracks = self.scheduler.played.entries
+        empty = self.query_one("#played-empty", Static)
+        empty.display = not self.tracks
+        table.display = bool(self.tracks)
+        empty.update("Nothing played yet: tracks appear here as they play.")
+        card = min(CARD_MAX_WIDTH, self.app.size.width * 95 // 100)
+        # the card's border and padding, each cell's padding, the scrollbar
+        room = card - 6 - 2 * (len(WIDTHS) + 1) - 2
+        prompt_width = max(MIN_PROMPT, room - sum(WIDTHS))
+        table.clear(columns=True)
+        for label, w in zip(
+            ("played", "prompt", "model", "seed", "length", ""),
+            (WIDTHS[0], prompt_width, *WIDTHS[1:]),
+            strict=True,
+        ):
+            table.add_column(label, width=w)
+        now = self.now if self.now is not None else time.time()
+        for entry in self.tracks:
+            table.add_row(*self._cells(entry, now, prompt_width), key=entry.key)
+        if selected is not None and selected.key in {t.key for t in self.tracks}:
+            table.move_cursor(row=table.get_row_index(selected.key))
+
+    def _cells(self, entry: PlayedTrack, now: float, prompt_width: int) -> list[Text]:
+        """One row; a track the cache no longer holds is dimmed."""
+        style = self.get_component_rich_style
+        request = entry.request
+        cached = self.scheduler.cached(entry.key)
+        dim = style("played--dim")
+        shown = "" if cached else dim
+        prompt = Text(" ".join(request.prompt.split()), style=shown, no_wrap=True)
+        prompt.truncate(prompt_width, overflow="ellipsis")
+        model = request.model.rstrip("/").rsplit("/", 1)[-1]
+        marks = Text(no_wrap=True)
+        if entry.liked is not None:
+            marks.append(
+                "♥ " if entry.liked else "✗ ", style("played--liked") if entry.liked else dim
+            )
+        if entry.saved:
+            marks.append("saved ", style=style("played--saved"))
+        if not cached:
+            marks.append("not cached", style=dim)
+        return [
+            Text(ago(entry.played_at, now), style=dim),
+            prompt,
+            Text(model, style=shown, no_wrap=True, overflow="ellipsis"),
+            Text(str(request.seed), style=shown),
+            Text(clock(request.duration_s), style=shown),
+            marks,
+        ]
+
+    @property
+    def selected(self) -> PlayedTrack | None:
+        table = self.query_one(DataTable)
+        if not self.tracks or table.row_count == 0:
+            return None
+        return self.tracks[min(table.cursor_row, len(self.tracks) - 1)]
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    @on(DataTable.RowSelected)
+    def _play_selected(self) -> None:
+        entry = self.selected
+        if entry is None:
+            return
+        if self.scheduler.cached(entry.key):
+            self._play(entry, save=False)
+        else:
+            self._offer_to_generate(entry, save=False)
+
+    def action_save(self) -> None:
+        entry = self.selected
+        if entry is None:
+            return
+        if not self.scheduler.cached(entry.key):
+            self._offer_to_generate(entry, save=True)
+            return
+        try:
+            self.scheduler.save_played(entry.key)  # its TrackSaved says where
+        except LofiError as exc:
+            self.notify(str(exc), title="not saved", severity="warning")
+        self.fill()
+
+    def _play(self, entry: PlayedTrack, save: bool) -> None:
+        try:
+            self.scheduler.play(entry.key, save=save)
+        except LofiError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.dismiss()
+
+    def _offer_to_generate(self, entry: PlayedTrack, save: bool) -> None:
+        then = "play it and save it to your music folder" if save else "play it"
+        question = (
+            "The cache no longer holds this track's audio (it was evicted, or the track was "
+            f"cut short). Generate it again from its request, seed {entry.request.seed}? "
+            f"It is the same music; lofi will {then} as soon as it can."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._play(entry, save)
+
+        self.app.push_screen(ConfirmScreen("generate it again?", question, "Generate"), answered)
+
+
+def ago(then: float, now: float) -> str:
+    """When ``then`` was, seen from ``now``: ``"just now"``, ``"5 min ago"``, ``"3 h ago"``,
+    ``"2 d ago"``; the date past a week."""
+    seconds = now - then
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    if seconds < 7 * 86400:
+        return f"{int(seconds // 86400)} d ago"
+    return time.strftime("%Y-%m-%d", time.localtime(then))
