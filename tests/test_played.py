@@ -24,6 +24,7 @@ from lofitui.scheduler import JobChanged, JobProgress, JobState, Scheduler, Stat
 S = JobState
 TIMEOUT = 60.0  # generous: the suite shares a busy machine
 SYNTH = Station("chill rhodes, rain", engine="synth", model="builtin", duration_s=5.0)
+LONG_SYNTH = Station("slow piano", engine="synth", model="builtin", duration_s=60.0)
 
 
 def request(seed: int, prompt: str = "rainy jazz") -> TrackRequest:
@@ -182,6 +183,32 @@ async def test_back_walks_the_history_from_the_cache_and_skip_returns(tmp_path: 
         await s.aclose()
     saved = PlayHistory.load(tmp_path / "played.json")
     assert [e.key for e in saved.entries[:3]] == [c, b, a], "written for the next session"
+
+
+async def test_going_back_from_a_streaming_track_lets_its_generation_finish(tmp_path: Path):
+    s = await synth_scheduler(tmp_path)
+    events = Recorder(s)
+    try:
+        await wait_for(lambda: s.current is not None, TIMEOUT)  # A
+        a = s.current.request.key
+        s.set_station(LONG_SYNTH)
+        await wait_for(
+            lambda: s.current is not None and s.current.station == LONG_SYNTH, TIMEOUT
+        )  # the long track takes over as soon as it can stream
+        streaming = s.current
+        assert streaming.generated_s < streaming.duration_s, "still being generated"
+        s.back()
+        await wait_for(playing(s, a), TIMEOUT)  # back to A
+        assert s.upcoming[0].id == streaming.id, "it waits at the front"
+        await wait_for(lambda: s.job(streaming.id).state is S.READY, TIMEOUT)  # it carried on
+        assert s.cached(streaming.request.key)
+        states = events.states(streaming.id)
+        assert states[-3:] == [S.PLAYING, S.GENERATING, S.READY] and S.CANCELLED not in states
+        s.skip()
+        await wait_for(lambda: s.current is not None and s.current.id == streaming.id, TIMEOUT)
+        assert events.states(streaming.id).count(S.GENERATING) == 2, "generated once"
+    finally:
+        await s.aclose()
 
 
 async def test_an_evicted_track_is_generated_again_the_same(tmp_path: Path, lofi_dirs) -> None:

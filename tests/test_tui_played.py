@@ -70,13 +70,16 @@ async def test_back_and_history_on_the_real_pipeline_survive_a_restart(tui_env, 
         assert not isinstance(app.screen, PlayedScreen)
         await wait_for(lambda: key_of(app) == b, TIMEOUT)  # Enter: B again
 
-        await pilot.press("h", "s")  # saves the newest (B) to the music folder
+        await pilot.press("h")
+        assert rows(app) == [b, a]
+        await pilot.press("down", "s")  # saves A (not the one playing) to the music folder
         await pilot.pause()
         (saved,) = (tui_env / "music" / "lofi").glob("*.wav")
-        assert np.array_equal(read_wav(saved).samples, read_wav(scheduler.current.path).samples)
+        audio_a = read_wav(scheduler.cache.wav_path(a)).samples
+        assert np.array_equal(read_wav(saved).samples, audio_a)
         assert str(saved) in toasts(app)
-        table = app.screen.query_one(DataTable)
-        assert "saved" in str(table.get_row_at(0)[-1])
+        assert "saved" in str(app.screen.query_one(DataTable).get_row_at(1)[-1])
+        assert isinstance(app.screen, PlayedScreen), "s keeps the list open"
         await pilot.press("escape", "q")
 
     app = synth_app()  # a new session: the same cache and state directory
@@ -90,9 +93,8 @@ async def test_back_and_history_on_the_real_pipeline_survive_a_restart(tui_env, 
         assert scheduler.current.state == "playing"
         await pilot.press("h")
         assert rows(app) == [b, first, a], "this session's and the last one's"
-        assert "saved" in str(app.screen.query_one(DataTable).get_row_at(0)[-1])
+        assert "saved" in str(app.screen.query_one(DataTable).get_row_at(2)[-1])
 
-        original = read_wav(scheduler.cache.wav_path(a)).samples
         scheduler.cache.remove(a)  # evicted
         app.screen.fill()
         assert "not cached" in str(app.screen.query_one(DataTable).get_row_at(2)[-1])
@@ -101,7 +103,7 @@ async def test_back_and_history_on_the_real_pipeline_survive_a_restart(tui_env, 
         await pilot.press("enter")  # Generate
         await wait_for(lambda: key_of(app) == a, TIMEOUT)  # A generated again
         await wait_for(lambda: scheduler.cached(a), TIMEOUT)  # A complete
-        assert np.array_equal(read_wav(scheduler.cache.wav_path(a)).samples, original)
+        assert np.array_equal(read_wav(scheduler.cache.wav_path(a)).samples, audio_a)
         await pilot.press("q")
 
 

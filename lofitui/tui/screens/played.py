@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -26,9 +27,10 @@ if TYPE_CHECKING:
     from lofitui.library.played import PlayedTrack
     from lofitui.tui.backend import SchedulerLike
 
-# fixed columns: played, model, seed, length, marks (the prompt takes what is left)
-WIDTHS = (10, 14, 10, 6, 12)
-MIN_PROMPT = 12
+# Each track is two lines: its prompt, then seed · length · model. The track column takes what
+# the "played" and marks columns leave of the card.
+PLAYED_WIDTH = 8
+MIN_TRACK = 12
 CARD_MAX_WIDTH = 130
 
 
@@ -81,7 +83,8 @@ class PlayedScreen(ModalScreen[None]):
             )
 
     def on_mount(self) -> None:
-        self.watch(self.app, "theme", lambda _: self.fill(), init=False)
+        # restyle the rows once the new theme's styles are in place
+        self.watch(self.app, "theme", lambda _: self.call_after_refresh(self.fill), init=False)
         self.fill()
 
     def on_resize(self) -> None:
@@ -98,50 +101,54 @@ class PlayedScreen(ModalScreen[None]):
         empty.display = not self.tracks
         table.display = bool(self.tracks)
         empty.update("Nothing played yet: tracks appear here as they play.")
+        cached = [self.scheduler.cached(entry.key) for entry in self.tracks]
+        marks = [self._marks(entry, c) for entry, c in zip(self.tracks, cached, strict=True)]
+        marks_width = max((m.cell_len for m in marks), default=1)
         card = min(CARD_MAX_WIDTH, self.app.size.width * 95 // 100)
-        # the card's border and padding, each cell's padding, the scrollbar
-        room = card - 6 - 2 * (len(WIDTHS) + 1) - 2
-        prompt_width = max(MIN_PROMPT, room - sum(WIDTHS))
+        # the card's border and padding, three cells' padding, the scrollbar
+        width = max(MIN_TRACK, card - 6 - 6 - 2 - PLAYED_WIDTH - marks_width)
         table.clear(columns=True)
-        for label, w in zip(
-            ("played", "prompt", "model", "seed", "length", ""),
-            (WIDTHS[0], prompt_width, *WIDTHS[1:]),
-            strict=True,
-        ):
-            table.add_column(label, width=w)
+        table.add_column("played", width=PLAYED_WIDTH)
+        table.add_column("track", width=width)
+        table.add_column("", width=marks_width)
         now = self.now if self.now is not None else time.time()
-        for entry in self.tracks:
-            table.add_row(*self._cells(entry, now, prompt_width), key=entry.key)
+        for entry, c, m in zip(self.tracks, cached, marks, strict=True):
+            cells = (Text(ago(entry.played_at, now), style=self._dim), self._track(entry, c, width))
+            table.add_row(*cells, m, key=entry.key, height=2)
         if selected is not None and selected.key in {t.key for t in self.tracks}:
             table.move_cursor(row=table.get_row_index(selected.key))
 
-    def _cells(self, entry: PlayedTrack, now: float, prompt_width: int) -> list[Text]:
-        """One row; a track the cache no longer holds is dimmed."""
-        style = self.get_component_rich_style
+    @property
+    def _dim(self) -> Style:
+        return self.get_component_rich_style("played--dim", partial=True)
+
+    def _track(self, entry: PlayedTrack, cached: bool, width: int) -> Text:
+        """The prompt on one line over ``seed · length · model``; dimmed if not cached."""
         request = entry.request
-        cached = self.scheduler.cached(entry.key)
-        dim = style("played--dim")
-        shown = "" if cached else dim
-        prompt = Text(" ".join(request.prompt.split()), style=shown, no_wrap=True)
-        prompt.truncate(prompt_width, overflow="ellipsis")
+        prompt = Text(" ".join(request.prompt.split()), style="" if cached else self._dim)
+        prompt.truncate(width, overflow="ellipsis")
         model = request.model.rstrip("/").rsplit("/", 1)[-1]
+        about = Text(f"seed {request.seed} · {clock(request.duration_s)} · {model}")
+        about.stylize(self._dim)
+        about.truncate(width, overflow="ellipsis")
+        return Text("\n").join([prompt, about])
+
+    def _marks(self, entry: PlayedTrack, cached: bool) -> Text:
+        """``♥`` liked, ``✗`` disliked, ``saved``, ``not cached``."""
+
+        def style(name: str) -> Style:
+            return self.get_component_rich_style(name, partial=True)
+
         marks = Text(no_wrap=True)
         if entry.liked is not None:
-            marks.append(
-                "♥ " if entry.liked else "✗ ", style("played--liked") if entry.liked else dim
-            )
+            liked = style("played--liked") if entry.liked else self._dim
+            marks.append("♥ " if entry.liked else "✗ ", style=liked)
         if entry.saved:
             marks.append("saved ", style=style("played--saved"))
         if not cached:
-            marks.append("not cached", style=dim)
-        return [
-            Text(ago(entry.played_at, now), style=dim),
-            prompt,
-            Text(model, style=shown, no_wrap=True, overflow="ellipsis"),
-            Text(str(request.seed), style=shown),
-            Text(clock(request.duration_s), style=shown),
-            marks,
-        ]
+            marks.append("not cached", style=self._dim)
+        marks.rstrip()
+        return marks
 
     @property
     def selected(self) -> PlayedTrack | None:
@@ -199,15 +206,15 @@ class PlayedScreen(ModalScreen[None]):
 
 
 def ago(then: float, now: float) -> str:
-    """When ``then`` was, seen from ``now``: ``"just now"``, ``"5 min ago"``, ``"3 h ago"``,
-    ``"2 d ago"``; the date past a week."""
+    """How long before ``now`` ``then`` was: ``"now"``, ``"5 min"``, ``"3 h"``, ``"2 d"``;
+    the day past a week (``"Nov 20"``)."""
     seconds = now - then
     if seconds < 60:
-        return "just now"
+        return "now"
     if seconds < 3600:
-        return f"{int(seconds // 60)} min ago"
+        return f"{int(seconds // 60)} min"
     if seconds < 86400:
-        return f"{int(seconds // 3600)} h ago"
+        return f"{int(seconds // 3600)} h"
     if seconds < 7 * 86400:
-        return f"{int(seconds // 86400)} d ago"
-    return time.strftime("%Y-%m-%d", time.localtime(then))
+        return f"{int(seconds // 86400)} d"
+    return time.strftime("%b %d", time.localtime(then))
