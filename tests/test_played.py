@@ -94,6 +94,7 @@ def test_the_back_stack_walks_back_and_keeps_its_place_at_the_start() -> None:
         history.record(request(seed), played_at=float(seed))
     stack = BackStack(history)
     stack.push(request(3))  # now playing
+    stack.push(request(3))  # played again from its start: still one entry
     assert stack.previous(request(3)) == request(2)
     assert stack.previous(request(2)) == request(1), "request(2) was not pushed: it waits"
     stack.push(request(1))  # it plays

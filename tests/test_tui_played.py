@@ -145,3 +145,17 @@ def test_snapshot_history(tui_env, snap_compare):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+async def test_an_empty_history_says_so(tui_env):
+    fake = FakeScheduler()
+    app = create_app(config=Config(), backend=FakeBackend(fake), history=PromptHistory())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: app.scheduler is not None, TIMEOUT)
+        await pilot.press("h")
+        assert isinstance(app.screen, PlayedScreen)
+        assert not app.screen.query_one(DataTable).display
+        assert app.screen.query_one("#played-empty").display
+        await pilot.press("enter", "s", "h")  # nothing to play or save; h closes it again
+        assert not isinstance(app.screen, PlayedScreen)
+        assert not [c for c in fake.calls if c[0] in ("play", "save_played", "save_current")]

@@ -227,6 +227,9 @@ class BackStack:
         return len(self._requests)
 
     def push(self, request: TrackRequest) -> None:
+        """``request``'s track starts (the same track again, from its start, counts once)."""
+        if self._requests and self._requests[-1].key == request.key:
+            return
         self._requests.append(request)
         del self._requests[: -self.limit]
 

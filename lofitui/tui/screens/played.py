@@ -75,7 +75,11 @@ class PlayedScreen(ModalScreen[None]):
         card.border_title = "history"
         with card:
             yield DataTable(id="played-table", cursor_type="row", zebra_stripes=False)
-            yield Static(id="played-empty", markup=False)
+            yield Static(
+                "Nothing played yet: tracks appear here as they play.",
+                id="played-empty",
+                markup=False,
+            )
             yield Static(
                 "Enter plays it now · s saves it to your music folder · Esc closes",
                 id="played-hint",
@@ -100,7 +104,6 @@ class PlayedScreen(ModalScreen[None]):
         empty = self.query_one("#played-empty", Static)
         empty.display = not self.tracks
         table.display = bool(self.tracks)
-        empty.update("Nothing played yet: tracks appear here as they play.")
         cached = [self.scheduler.cached(entry.key) for entry in self.tracks]
         marks = [self._marks(entry, c) for entry, c in zip(self.tracks, cached, strict=True)]
         marks_width = max((m.cell_len for m in marks), default=1)
