@@ -31,6 +31,7 @@ from lofitui.models.catalog import default_model
 
 THREADS_PER_CORE = 4  # each inference thread costs ~4 OS threads; past this it only thrashes
 MAX_CACHE_GB = 1_000_000  # a petabyte: beyond it the byte count stops being a sane number
+VISUALISERS = ("spectrum", "meter", "off")  # the now-playing visualiser, in the order "v" cycles
 
 _log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class Config:
     cache_max_gb: float = 2.0
     volume: float = 0.8
     theme: str = "lofi"
+    visualiser: str = "spectrum"
+    mpris: bool = True
     keymap: dict[str, str] = field(default_factory=dict)
     # Per-engine tables: engine name -> {param name: value}, checked against the declarations.
     engine_params: dict[str, dict[str, ParamValue]] = field(default_factory=dict)
@@ -88,6 +91,8 @@ _KINDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "cache_max_gb": ((int, float), f"a number of GB between 0 and {MAX_CACHE_GB}"),
     "volume": ((int, float), "a number between 0 and 1"),
     "theme": (str, "a theme name"),
+    "visualiser": (str, f"one of {', '.join(VISUALISERS)}"),
+    "mpris": (bool, "true or false"),
     "keymap": (dict, 'a table of binding id = "keys"'),
 }
 
@@ -115,6 +120,8 @@ DEFAULT_CONFIG_TEXT = """\
 # volume = 0.8               # 0.0 - 1.0
 # theme = "lofi"             # lofi, midnight, paper, any Textual theme, or a file you add
 #                            # to the themes/ folder next to this file ("t" cycles and saves it)
+# visualiser = "spectrum"    # spectrum, meter or off ("v" cycles and saves it)
+# mpris = true               # media keys and desktop player controls (Linux, session D-Bus)
 
 # Keys, by binding id (see "?" in the app). Several keys: "n,right".
 [keymap]
@@ -127,6 +134,7 @@ DEFAULT_CONFIG_TEXT = """\
 # "lofi.mute" = "m"
 # "lofi.prompt" = "slash,i"
 # "lofi.theme" = "t"
+# "lofi.visualiser" = "v"
 # "lofi.help" = "question_mark"
 # "lofi.quit" = "q"
 
@@ -256,6 +264,8 @@ def _check(key: str, value: Any) -> str | None:
         ok = value.strip() in ENGINES
     elif key in ("model", "theme"):
         ok = bool(value.strip())
+    elif key == "visualiser":
+        ok = value.strip() in VISUALISERS
     elif key == "threads":
         ok = value >= 0
     elif key == "duration":
@@ -358,11 +368,13 @@ class Settings:
     cache_max_gb: float
     volume: float
     theme: str
+    visualiser: str
     keymap: Mapping[str, str]
     params: Mapping[str, ParamValue] = field(default_factory=dict)
     flow: bool = False
     offline: bool = False
     assume_yes: bool = False
+    mpris: bool = True
 
 
 def build_settings(
@@ -402,6 +414,8 @@ def build_settings(
         "cache_max_gb": config.cache_max_gb,
         "volume": config.volume,
         "theme": config.theme,
+        "visualiser": config.visualiser,
+        "mpris": config.mpris,
         "keymap": dict(config.keymap),
         "params": params,
         "offline": bool(laid.get("offline", False)),
@@ -438,11 +452,26 @@ def _given_params(declared: tuple[Param, ...], given: Mapping[str, Any]) -> dict
     }
 
 
-def save_setting(key: str, value: str | float | int, path: Path | None = None) -> None:
-    """Set one top-level ``key`` in the config file, keeping every comment and other line.
+SettingValue = str | float | int | bool
 
-    Replaces an active ``key = ...`` line, else uncomments the commented default, else adds the
-    line before the first table. Used to persist the theme chosen in the app.
+
+def save_setting(key: str, value: SettingValue, path: Path | None = None) -> None:
+    """Set one top-level ``key`` in the config file, keeping every comment and other line.
+    Used to persist the theme chosen in the app (:func:`save_settings` for several)."""
+    save_settings({key: value}, path=path)
+
+
+def save_settings(
+    top: Mapping[str, SettingValue],
+    tables: Mapping[str, Mapping[str, SettingValue | None]] | None = None,
+    path: Path | None = None,
+) -> None:
+    """Set top-level keys and keys of tables (``[musicgen]``...) in one atomic write, keeping
+    every comment and other line.
+
+    Each key replaces its active ``key = ...`` line, else uncomments its commented default, else
+    is added (top-level keys before the first table; a table missing from the file is added at
+    the end). A table key set to None has its active line commented out: back to the default.
     """
     path = path or paths.config_file()
     ensure_config_file(path)
@@ -450,34 +479,80 @@ def save_setting(key: str, value: str | float | int, path: Path | None = None) -
         text = path.read_text(encoding="utf-8")
     except OSError:
         text = ""
-    line = f"{key} = {_toml_value(value)}"
-    top, sep, tables = _split_top_level(text)
-    active = re.compile(rf"^{re.escape(key)}\s*=.*$", re.M)
-    commented = re.compile(rf"^#\s*{re.escape(key)}\s*=.*$", re.M)
-    if active.search(top):
-        top = active.sub(lambda m: _keep_comment(m.group(0), line), top, count=1)
-    elif commented.search(top):
-        top = commented.sub(lambda m: _keep_comment(m.group(0), line), top, count=1)
-    else:
-        top = top.rstrip("\n") + ("\n" if top.strip() else "") + line + "\n\n"
-    write_bytes_atomic(path, (top + sep + tables).encode())
+    first_table = re.search(r"^\[", text, re.M)
+    split = first_table.start() if first_table else len(text)
+    head, rest = text[:split], text[split:]
+    for key, value in top.items():
+        head = _set_key(head, key, value, in_table=False)
+    text = head + rest
+    for table, values in (tables or {}).items():
+        text = _set_table_keys(text, table, values)
+    write_bytes_atomic(path, text.encode())
 
 
-def _split_top_level(text: str) -> tuple[str, str, str]:
-    match = re.search(r"^\[", text, re.M)
+def _set_table_keys(text: str, table: str, values: Mapping[str, SettingValue | None]) -> str:
+    header = re.compile(rf"^\[{re.escape(table)}\][ \t]*(#.*)?$", re.M)
+    match = header.search(text)
     if match is None:
-        return text, "", ""
-    return text[: match.start()], "", text[match.start() :]
+        if all(value is None for value in values.values()):
+            return text
+        text = text.rstrip("\n") + f"\n\n[{table}]\n"
+        match = header.search(text)
+        assert match is not None
+    start = match.end()
+    following = re.compile(r"^\[", re.M).search(text, start)
+    end = following.start() if following else len(text)
+    body = text[start:end]
+    for key, value in values.items():
+        body = _set_key(body, key, value, in_table=True)
+    return text[:start] + body + text[end:]
+
+
+def _set_key(section: str, key: str, value: SettingValue | None, *, in_table: bool) -> str:
+    """``section`` (the top level, or a table's lines) with ``key`` set to ``value``."""
+    active = re.compile(rf"^{re.escape(key)}\s*=.*$", re.M)
+    if value is None:
+        return active.sub(lambda m: f"# {m.group(0)}", section, count=1)
+    line = f"{key} = {_toml_value(value)}"
+    commented = re.compile(rf"^#\s*{re.escape(key)}\s*=.*$", re.M)
+    if active.search(section):
+        return active.sub(lambda m: _keep_comment(m.group(0), line), section, count=1)
+    if commented.search(section):
+        return commented.sub(lambda m: _keep_comment(m.group(0), line), section, count=1)
+    if in_table:  # after the table's last line, keeping the blank line before the next table
+        tail = "\n\n" if section.endswith("\n\n") else "\n"
+        return section.rstrip("\n") + "\n" + line + tail
+    return section.rstrip("\n") + ("\n" if section.strip() else "") + line + "\n\n"
 
 
 def _keep_comment(old: str, new: str) -> str:
     """``new`` plus the trailing ``# comment`` of ``old``, aligned where it was."""
     stripped = old.lstrip("#").lstrip()
-    if "#" in stripped:
-        comment = stripped[stripped.index("#") :]
+    at = _comment_start(stripped)
+    if at is not None:
+        comment = stripped[at:]
         width = len(old) - len(comment)
         return f"{new:<{width}}{comment}" if len(new) < width else f"{new}  {comment}"
     return new
+
+
+def _comment_start(line: str) -> int | None:
+    """Where the ``#`` comment of a ``key = value`` line starts (not a ``#`` inside a string)."""
+    quote: str | None = None
+    escaped = False
+    for i, char in enumerate(line):
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif char == "\\" and quote == '"':
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            return i
+    return None
 
 
 _TOML_ESCAPES = {

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from lofitui.audio.events import Level, NowPlaying, OutputChanged
 from lofitui.engines.base import Progress, TrackRequest
+from lofitui.engines.registry import ENGINES, engine_class
 from lofitui.errors import UsageError
 
 Severity = Literal["info", "warning", "error"]
@@ -78,9 +79,22 @@ class Station:
         )
 
     @property
-    def lane(self) -> tuple[str, str]:
-        """Jobs with the same (engine, model) share one loaded model and run one at a time."""
-        return (self.engine, self.model)
+    def label(self) -> str:
+        """``musicgen · musicgen-small``: the engine and its model (a directory by its name)."""
+        model = self.model.rstrip("/").rsplit("/", 1)[-1] if "/" in self.model else self.model
+        return f"{self.engine} · {model}"
+
+    @property
+    def lane(self) -> tuple[str, ...]:
+        """Jobs with the same loaded model share one lane and run one at a time: the same engine,
+        model and setup parameters (what the model is loaded with: MusicGen's compute type)."""
+        setup = (
+            getattr(engine_class(self.engine), "setup_params", ()) if self.engine in ENGINES else ()
+        )
+        chosen = (
+            f"{name}={self.params[name]}" for name in setup if self.params.get(name) is not None
+        )
+        return (self.engine, self.model, *chosen)
 
 
 @dataclass(frozen=True)

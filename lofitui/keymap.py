@@ -82,7 +82,23 @@ KEYS: tuple[KeySpec, ...] = (
         "download the model the built-in synth stands in for (asks first)",
         False,
     ),
+    KeySpec(
+        "lofi.edit-station",
+        "e",
+        "edit_station",
+        "Station",
+        "station editor: engine, model, settings",
+        False,
+    ),
     KeySpec("lofi.theme", "t", "cycle_theme", "Theme", "next theme (remembered)", False),
+    KeySpec(
+        "lofi.visualiser",
+        "v",
+        "cycle_visualiser",
+        "Visualiser",
+        "next visualiser: spectrum, level meter, off (remembered)",
+        False,
+    ),
     KeySpec("lofi.help", "question_mark", "help", "Help", "this help", True, "?"),
     KeySpec("lofi.quit", "q", "quit", "Quit", "quit (finishes cleanly)"),
 )

@@ -41,6 +41,9 @@ MAX_COUNT = 1000
 MAX_SEED = 2**63 - 1  # track i of --count N uses seed + i: the last must fit too
 STDOUT = "-"  # --out - : one WAV stream on stdout instead of files
 AHEAD_CHUNKS = 32  # how far generation may run ahead of a slow reader (~32 s of MusicGen)
+# Files are written whole, so their chunks need not be short: 5 s chunks cost less to decode
+# (see Engine.stream's chunk_s). A stream to stdout keeps the engine's ~1 s chunks.
+FILE_CHUNK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -174,11 +177,13 @@ class Generation:
         requests: list[TrackRequest],
         begin: Callable[[int], GenProgressCallback],
         cancel: CancelToken,
+        chunk_s: float | None = None,
     ) -> None:
         self._engine = engine
         self._requests = requests
         self._begin = begin
         self._cancel = cancel
+        self._chunk_s = chunk_s
         self._events: queue.Queue[Chunk | TrackDone] = queue.Queue(maxsize=AHEAD_CHUNKS)
         self._stopped = threading.Event()
         self._error: BaseException | None = None
@@ -208,7 +213,10 @@ class Generation:
         try:
             for index, request in enumerate(self._requests):
                 started = time.perf_counter()
-                for audio in self._engine.stream(request, self._begin(index), self._cancel):
+                chunks = self._engine.stream(
+                    request, self._begin(index), self._cancel, chunk_s=self._chunk_s
+                )
+                for audio in chunks:
                     self._put(Chunk(index, audio))
                 self._put(TrackDone(index, time.perf_counter() - started))
         except BaseException as exc:
@@ -244,7 +252,7 @@ def render(
     requests = job.requests(engine, engine_name=engine_name, model_name=model_name)
     written: list[Path] = []
     parts: list[Audio] = []
-    with _generating(engine, requests, console) as (bars, gen):
+    with _generating(engine, requests, console, chunk_s=FILE_CHUNK_S) as (bars, gen):
         for event in gen:
             if isinstance(event, Chunk):
                 parts.append(event.audio)
@@ -340,12 +348,15 @@ class _Bars:
 
 @contextlib.contextmanager
 def _generating(
-    engine: Engine, requests: list[TrackRequest], console: Console | None
+    engine: Engine,
+    requests: list[TrackRequest],
+    console: Console | None,
+    chunk_s: float | None = None,
 ) -> Iterator[tuple[_Bars, Generation]]:
     """The progress bars (on stderr) and the running generation of ``requests``."""
     with Progress(*_Bars.COLUMNS, console=console or Console(stderr=True)) as progress:
         bars = _Bars(progress, requests)
-        with Generation(engine, requests, bars.begin, CancelToken()) as generation:
+        with Generation(engine, requests, bars.begin, CancelToken(), chunk_s) as generation:
             yield bars, generation
 
 

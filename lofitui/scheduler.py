@@ -175,36 +175,76 @@ def can_start(generated_s: float, duration_s: float, rate: float, ahead_s: float
     return True
 
 
+MAX_SLOWDOWN = 5.0  # a unit at the end of a track costs at most 6x one at its start
+
+
 class _Pace:
     """How fast a job generates, in audio seconds per wall second (worker thread).
 
     From the engine's progress since its first report, as a fraction of the track: the prompt's
     encoding and the pipeline before the first chunk are start-up, not pace. From the chunks
     (audio over time since the stream began) when the engine reports no progress.
+
+    Some engines slow down as a track goes on (a MusicGen step attends to every position before
+    it: on 2 cores its last step of a 30 s window costs 1.6-3x its first), so the pace measured
+    early overstates the pace to come. Unit ``u`` of ``U`` is taken to cost ``c0 * (1 + k u / U)``,
+    with ``slowdown`` k learned from the lane's finished tracks (:meth:`fitted_slowdown`), and
+    :meth:`rate` is the pace predicted for the rest of the track.
     """
 
-    def __init__(self, duration_s: float) -> None:
+    def __init__(
+        self,
+        duration_s: float,
+        slowdown: float = 0.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.duration_s = duration_s
-        self._started = time.perf_counter()
-        self._first: tuple[float, int] | None = None  # (time, units done) of the first report
+        self.slowdown = slowdown
+        self._clock = clock
+        self._started = clock()
+        self._samples: list[tuple[float, int]] = []  # (time, units done) of each report
         self._last: Progress | None = None
         self._audio_s = 0.0
 
     def note(self, progress: Progress) -> None:
-        if self._first is None:
-            self._first = (time.perf_counter(), progress.done)
+        if not self._samples or progress.done != self._samples[-1][1]:
+            self._samples.append((self._clock(), progress.done))
         self._last = progress
 
     def chunk(self, seconds: float) -> None:
         self._audio_s += seconds
 
     def rate(self) -> float:
-        now = time.perf_counter()
-        first, last = self._first, self._last
-        if first is not None and last is not None and last.total and last.done > first[1]:
-            units_s = (last.done - first[1]) / max(now - first[0], 1e-6)
-            return units_s / last.total * self.duration_s
+        now = self._clock()
+        last = self._last
+        if self._samples and last is not None and last.total and last.done > self._samples[0][1]:
+            t0, a = self._samples[0]
+            u, total, k = last.done, last.total, self.slowdown
+            measured = (u - a) / max(now - t0, 1e-6) / total * self.duration_s
+            if k <= 0 or u >= total:
+                return measured
+            c0 = (now - t0) / ((u - a) + k * (u * u - a * a) / (2 * total))
+            rest_s = c0 * ((total - u) + k * (total * total - u * u) / (2 * total))
+            rest_audio = (total - u) / total * self.duration_s
+            return min(measured, rest_audio / max(rest_s, 1e-6))
         return self._audio_s / max(now - self._started, 1e-6)
+
+    def fitted_slowdown(self) -> float | None:
+        """k fitted (least squares) on this job's reports once it has run its course; None
+        with too few reports to tell."""
+        last = self._last
+        if last is None or not last.total or len(self._samples) < 16:
+            return None
+        t0, a = self._samples[0]
+        total = last.total
+        times = np.array([t - t0 for t, _ in self._samples])
+        units = np.array([u for _, u in self._samples], dtype=np.float64)
+        # t = c0 (u - a) + c0 k (u^2 - a^2) / 2U: linear in (c0, c0 k)
+        basis = np.stack([units - a, (units * units - a * a) / (2 * total)], axis=1)
+        (c0, c0k), *_ = np.linalg.lstsq(basis, times, rcond=None)
+        if not c0 > 0:
+            return None
+        return float(min(max(c0k / c0, 0.0), MAX_SLOWDOWN))
 
 
 class _PlayerLike(Protocol):
@@ -290,11 +330,12 @@ class _Job:
 class _Lane:
     """One loaded model and the single worker thread that generates with it."""
 
-    def __init__(self, key: tuple[str, str]) -> None:
+    def __init__(self, key: tuple[str, ...]) -> None:
         self.key = key
         self.engine: Engine | None = None
         self.job: _Job | None = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-gen")
+        self.slowdown = 0.0  # how this model slows within a track (_Pace), from its last tracks
 
 
 class Scheduler:
@@ -337,7 +378,7 @@ class Scheduler:
         self._unsubscribe_player: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ctl: ThreadPoolExecutor | None = None
-        self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._lanes: dict[tuple[str, ...], _Lane] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self._subscribers: list[Callable[[SchedulerEvent], None]] = []
         self._station: Station | None = None
@@ -767,6 +808,14 @@ class Scheduler:
         if player is not None and self._player is player:
             player.retry_output()
 
+    def heard(self, frames: int) -> Audio | None:
+        """The last ``frames`` frames heard, as sent to the device (the visualiser's input; see
+        :meth:`Player.heard <lofitui.audio.player.Player.heard>`); None while nothing is heard."""
+        player = self._real_player
+        if player is None or self._player is not player:
+            return None
+        return player.heard(frames)
+
     # =========================================================================================
     # The queue
 
@@ -972,7 +1021,7 @@ class Scheduler:
         loop = self._loop
         assert loop is not None
         started = time.perf_counter()
-        pace = _Pace(job.duration_s)
+        pace = _Pace(job.duration_s, lane.slowdown)
         stream = engine.stream(job.request, self._progress_reporter(job, pace), job.cancel)
         chunks: list[Audio] = []
         try:
@@ -987,6 +1036,9 @@ class Scheduler:
             if close is not None:
                 close()
         job.cancel.check()
+        learned = pace.fitted_slowdown()
+        if learned is not None:  # the next tracks of this model start by what this one showed
+            lane.slowdown = learned if not lane.slowdown else (lane.slowdown + learned) / 2
         audio = Audio.join(chunks)
         codes = getattr(stream, "codes", None)
         metadata = track_metadata(job.request, engine, audio, time.perf_counter() - started)

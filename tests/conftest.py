@@ -30,6 +30,8 @@ def lofi_home(tmp_path, monkeypatch):
     ):
         monkeypatch.setenv(var, str(tmp_path / sub))
     monkeypatch.setenv("LOFI_MODELS_DIR", str(tmp_path / "models"))
+    # the app joins the session bus (MPRIS): tests get a private one (test_mpris) or none
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={tmp_path / 'no-session-bus'}")
     return tmp_path
 
 

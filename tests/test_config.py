@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import tomllib
 
-from lofitui.config import DEFAULT_CONFIG_TEXT, Config, load_config, parse_config, save_setting
+from lofitui.config import (
+    DEFAULT_CONFIG_TEXT,
+    Config,
+    load_config,
+    parse_config,
+    save_setting,
+    save_settings,
+)
 
 
 def test_first_run_writes_commented_defaults(tui_env):
@@ -98,3 +105,24 @@ def test_save_setting_keeps_comments(tmp_path):
     save_setting("theme", "paper", plain)
     data = tomllib.loads(plain.read_text())
     assert data["theme"] == "paper" and data["keymap"] == {"lofi.skip": "k"}
+
+
+def test_save_settings_sets_table_keys_in_one_write(tmp_path):
+    path = tmp_path / "config.toml"
+    save_settings({"engine": "ace-step"}, {"ace-step": {"keyscale": "F# major", "bpm": 85}}, path)
+    save_settings(
+        {"duration": 45.0},
+        {"ace-step": {"keyscale": "A minor", "bpm": None}, "synth": {"bpm": 70}},
+        path,
+    )
+    text = path.read_text()
+    assert 'keyscale = "A minor"' in text and "# major" not in text  # a # inside a string
+    assert "# bpm = 85" in text  # None: back to the default, commented out
+    assert "# steps = 8                  # the model's own default" in text  # comments kept
+    loaded = load_config(path, create=False)
+    assert loaded.warnings == ()
+    assert (loaded.config.engine, loaded.config.duration) == ("ace-step", 45.0)
+    assert loaded.config.engine_params == {
+        "ace-step": {"keyscale": "A minor"},
+        "synth": {"bpm": 70},
+    }

@@ -167,6 +167,31 @@ def failing_engine() -> FailingEngine:
     return FailingEngine.load(require_fixture(), RuntimeOptions("cpu", 1), model_name="tiny")
 
 
+class SlowStartEngine(MusicGenEngine):
+    """The real tiny engine, its first chunk held back half a second: its jobs report
+    progress while they cannot play yet (the fixture otherwise streams into playback within
+    milliseconds, before a test can see the job generating)."""
+
+    def stream(
+        self,
+        request: TrackRequest,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Audio]:
+        for i, chunk in enumerate(super().stream(request, on_progress, cancel)):
+            deadline = time.monotonic() + (0.5 if i == 0 else 0.0)
+            while time.monotonic() < deadline:
+                if cancel is not None:
+                    cancel.check()
+                time.sleep(0.01)
+            yield chunk
+
+
+@pytest.fixture(scope="module")
+def slow_start_engine() -> SlowStartEngine:
+    return SlowStartEngine.load(require_fixture(), RuntimeOptions("cpu", 1), model_name="tiny")
+
+
 # ---------------------------------------------------------------------------------------------
 # Lookahead, states, progress
 
@@ -330,8 +355,10 @@ async def test_a_failing_hand_over_leaves_the_old_station_playing(make, failing_
     )
 
 
-async def test_station_change_cancels_generation_within_a_step(make, tmp_path: Path) -> None:
-    s, events, _ = await make(LONG, paused=True, lookahead=1)
+async def test_station_change_cancels_generation_within_a_step(
+    make, tmp_path: Path, slow_start_engine
+) -> None:
+    s, events, _ = await make(LONG, paused=True, lookahead=1, factory=Factory(slow_start_engine))
     await until(lambda: events.of(JobProgress), what="generation under way")
     long_job = s.upcoming[0]
     assert long_job.state is S.GENERATING
@@ -349,8 +376,10 @@ async def test_station_change_cancels_generation_within_a_step(make, tmp_path: P
     assert not [p for p in root.iterdir() if p.name.startswith(".")], "temp files left behind"
 
 
-async def test_cancelled_jobs_leave_nothing_in_the_cache(make, tmp_path: Path) -> None:
-    s, events, _ = await make(LONG, lookahead=2)
+async def test_cancelled_jobs_leave_nothing_in_the_cache(
+    make, tmp_path: Path, slow_start_engine
+) -> None:
+    s, events, _ = await make(LONG, lookahead=2, factory=Factory(slow_start_engine))
     await until(lambda: events.of(JobProgress), what="generation under way")
     generating, queued = s.upcoming
     assert (generating.state, queued.state) == (S.GENERATING, S.QUEUED)

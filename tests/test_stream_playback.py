@@ -20,7 +20,7 @@ from musicgen_fixture import require_fixture
 from lofitui.audio.types import Audio
 from lofitui.audio.wav import read_wav
 from lofitui.config import Config, load_config
-from lofitui.engines.base import CancelToken, ProgressCallback, TrackRequest
+from lofitui.engines.base import CancelToken, Progress, ProgressCallback, TrackRequest
 from lofitui.engines.encodec_stream import EncodecStream
 from lofitui.engines.musicgen import MusicGenEngine
 from lofitui.engines.musicgen_prime import PRIME_PARAM, codes_from_text
@@ -40,6 +40,7 @@ from lofitui.scheduler import (
     SchedulerEvent,
     Station,
     TrackSaved,
+    _Pace,
     can_start,
 )
 
@@ -181,6 +182,77 @@ def test_start_rule_counts_the_time_until_the_playhead_gets_there() -> None:
     assert not can_start(5.0, 30.0, 0.5, ahead_s=10.0)  # 50 s to go, 10 + 30 - 1.5 to play
     assert can_start(5.0, 30.0, 0.5, ahead_s=22.0)
     assert not can_start(0.0, 30.0, 5.0) and not can_start(1.0, 30.0, 0.0)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def slowing_track(pace: _Pace, clock: FakeClock, c0: float, k: float, units: int, upto: int):
+    """Report units 1..upto to ``pace``, unit u costing c0 (1 + k u / units) seconds."""
+    for u in range(1, upto + 1):
+        clock.now += c0 * (1 + k * u / units)
+        pace.note(Progress(u, units, "token"))
+
+
+def test_pace_learns_how_a_track_slows_and_predicts_the_rest() -> None:
+    """A MusicGen step costs more the later it is in a window: the pace measured over the first
+    tenth overstates the rest by ~25 % at k = 0.6; learned from one finished track, the
+    prediction for the next is within 2 %, and the start rule waits instead of running dry."""
+    units, k = 1500, 0.6
+    c0 = 30 / 0.95 / (units * (1 + k / 2))  # the whole track at 0.95x real time
+    clock = FakeClock()
+    first = _Pace(30.0, clock=clock)
+    slowing_track(first, clock, c0, k, units, units)
+    learned = first.fitted_slowdown()
+    assert learned == pytest.approx(k, abs=0.02)
+
+    clock_a = FakeClock()
+    naive = _Pace(30.0, clock=clock_a)
+    slowing_track(naive, clock_a, c0, k, units, 150)
+    clock_b = FakeClock()
+    taught = _Pace(30.0, learned, clock=clock_b)
+    slowing_track(taught, clock_b, c0, k, units, 150)
+    u = 150
+    true_rest = 27.0 / (c0 * ((units - u) + k * (units**2 - u**2) / (2 * units)))
+    assert naive.rate() > 1.2 * true_rest  # the early pace: 1.2x, where 0.93x is to come
+    assert taught.rate() == pytest.approx(true_rest, rel=0.02)
+    assert can_start(3.0, 30.0, naive.rate()) and not can_start(3.0, 30.0, taught.rate())
+
+
+def test_pace_of_a_steady_engine_learns_no_slowdown() -> None:
+    clock = FakeClock()
+    pace = _Pace(10.0, clock=clock)
+    slowing_track(pace, clock, 0.004, 0.0, 500, 500)
+    assert pace.fitted_slowdown() == pytest.approx(0.0, abs=1e-6)
+    assert _Pace(10.0, clock=clock).fitted_slowdown() is None  # nothing reported: no guess
+
+
+class Slowing(MusicGenEngine):
+    """The tiny engine, reporting ``UNITS`` units whose real cost grows 9x over the track."""
+
+    UNITS = 40
+
+    def stream(self, request, on_progress=None, cancel=None, *, chunk_s=None):
+        chunks = list(super().stream(request, None, cancel))
+        for u in range(1, self.UNITS + 1):
+            time.sleep(0.001 * (1 + 8 * u / self.UNITS))
+            if on_progress is not None:
+                on_progress(Progress(u, self.UNITS, "token"))
+        yield from chunks
+
+
+async def test_the_scheduler_learns_a_models_slowdown_from_its_tracks(make) -> None:
+    engine = Slowing.load(require_fixture(), RuntimeOptions("cpu", 1), model_name="tiny")
+    scheduler, _, _ = await make(engine=engine, lookahead=1)
+    # white box: the lane's slowdown is what the next track's pace starts from
+    lanes = scheduler._lanes
+    await until(lambda: lanes and next(iter(lanes.values())).slowdown > 0, what="a learned pace")
+    assert next(iter(lanes.values())).slowdown > 2.0
 
 
 @settings(max_examples=300, deadline=None)

@@ -144,6 +144,15 @@ def test_stream_yields_growing_chunks_that_join_into_generate(engine: MusicGenEn
     np.testing.assert_array_equal(np.concatenate(chunks), engine.generate(request).samples[:, 0])
 
 
+def test_a_file_render_asks_for_longer_chunks_that_join_the_same(engine: MusicGenEngine) -> None:
+    """``chunk_s`` (a file render's 5 s) keeps the ramp, then decodes longer chunks; joined,
+    they are the same track within the seam tolerance."""
+    request = TrackRequest("lofi beat", duration_s=5.3, seed=3)
+    chunks = [c.samples[:, 0] for c in engine.stream(request, chunk_s=2.0)]
+    assert [len(c) for c in chunks] == [*RAMP, round(1.2 * RATE), 2 * RATE, round(0.9 * RATE)]
+    _assert_seamless(chunks, np.concatenate([c.samples[:, 0] for c in engine.stream(request)]))
+
+
 def test_fast_path_streams_on_sessions_that_stay_loaded(fast: MusicGenEngine) -> None:
     sessions = (fast._text, fast._encodec, fast._decoder._cross)
     progress: list[int] = [0]

@@ -83,7 +83,7 @@ async def test_startup_attaches_scheduler_and_tunes_in(tui_env):
         assert fake.calls[0] == ("set_volume", 0.8)
         assert fake.calls[1][0] == "set_station"
         assert app.focused is None  # keys drive the player, not the prompt
-        assert "on air" in text_of(app.query_one("#station"))
+        assert "on air" in text_of(app.query_one("#station-prompt"))
 
 
 async def test_player_bindings_call_the_scheduler(tui_env):
@@ -153,7 +153,7 @@ async def test_prompt_focus_submit_and_history(tui_env):
         await pilot.pause()
         assert fake.calls[-1] == ("set_station", "jazz n q")
         assert app.focused is None
-        assert "jazz n q" in text_of(app.query_one("#station"))
+        assert "jazz n q" in text_of(app.query_one("#station-prompt"))
         # i focuses too; Up/Down walk the history, Down past the newest restores the draft
         await pilot.press("i", *"dr", "up")
         prompt = app.query_one(PromptInput)

@@ -7,13 +7,15 @@ look at the SVGs in tests/__snapshots__/ before committing them.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
-from tui_fakes import FakeBackend, FakeScheduler, tui_job, tui_playing_events
+import pytest
+from tui_fakes import TUI_LONG_PROMPT, FakeBackend, FakeScheduler, tui_job, tui_playing_events
 
 from lofitui.config import Config
 from lofitui.engines.base import Progress
 from lofitui.errors import ModelError
-from lofitui.events import JobChanged, JobProgress, NowPlaying
+from lofitui.events import JobChanged, JobProgress, NowPlaying, StationChanged
 from lofitui.tui.app import LofiApp, create_app
 from lofitui.tui.history import PromptHistory
 
@@ -111,3 +113,41 @@ def test_snapshot_error(tui_env, snap_compare):
         await pilot.pause()
 
     assert snap_compare(app_with(fail=failure), terminal_size=SIZE, run_before=run_before)
+
+
+def _long_prompt_playing(fake: FakeScheduler, *keys: str):
+    """The steady playing scene, on a station whose prompt is 5000 characters long."""
+
+    async def run_before(pilot) -> None:
+        await _attached(pilot)
+        assert fake.station is not None
+        fake.emit(StationChanged(replace(fake.station, prompt=TUI_LONG_PROMPT)))
+        fake.emit(*tui_playing_events(prompt=TUI_LONG_PROMPT))
+        await pilot.pause()
+        if keys:
+            pilot.app.animation_level = "none"  # scrolls land at once
+            await pilot.press(*keys)
+            pilot.app.clear_notifications()  # "theme: paper" would cover the panels
+            await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("theme", ["lofi", "midnight", "paper"])
+@pytest.mark.parametrize(
+    "size", [(60, 20), (80, 24), (200, 50)], ids=lambda s: "x".join(map(str, s))
+)
+def test_snapshot_sizes(tui_env, snap_compare, size, theme):
+    """Every panel in place at each size and theme (reached with ``t`` while playing, so every
+    row is restyled on the way); the long prompt clamped everywhere."""
+    fake = FakeScheduler()
+    presses = ("t",) * ("lofi", "midnight", "paper").index(theme)
+    run_before = _long_prompt_playing(fake, *presses)
+    assert snap_compare(app_with(fake), terminal_size=size, run_before=run_before)
+
+
+def test_snapshot_help_small_scrolled(tui_env, snap_compare):
+    """At 60x20 the help card fits, scrolled to its end; the closing hint stays in view."""
+    fake = FakeScheduler()
+    run_before = _long_prompt_playing(fake, "question_mark", "end")
+    assert snap_compare(app_with(fake), terminal_size=(60, 20), run_before=run_before)

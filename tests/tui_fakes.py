@@ -11,10 +11,19 @@ import threading
 from pathlib import Path
 
 from lofitui import events as ev
+from lofitui.audio.types import Audio
 from lofitui.engines.base import Progress
 from lofitui.library.played import PlayHistory
 
 TUI_PROMPT = "lofi hip hop beat, mellow rhodes piano, vinyl crackle, rainy night"
+# a 5000-character prompt: long prompts must stay in their few lines
+TUI_LONG_PROMPT = (
+    (
+        "slow lofi hip hop, dusty rhodes chords, soft vinyl crackle, rain on the window, "
+        "a cat asleep on the piano, tape hiss, late night city lights, "
+    )
+    * 36
+)[:5000]
 
 
 class FakeScheduler:
@@ -35,6 +44,7 @@ class FakeScheduler:
         self.save_dir = Path("/tmp/lofi-saved")
         self.played = PlayHistory()
         self.cached_keys: set[str] = set()  # played tracks whose audio the "cache" holds
+        self.output: Audio | None = None  # what heard() returns: set it to show a spectrum
 
     async def start(self) -> None:
         self.started = True
@@ -110,6 +120,10 @@ class FakeScheduler:
         self.played.mark_saved(key)
         return self.save_dir / f"{key[:8]}.wav"
 
+    def heard(self, frames: int) -> Audio | None:
+        output = self.output
+        return None if output is None else Audio(output.samples[-frames:], output.sample_rate)
+
     @property
     def current(self):
         return next((j for j in self.jobs if j.state == ev.JobState.PLAYING), None)
@@ -150,20 +164,21 @@ def tui_playing_events(
     *,
     generated: float | None = None,
     buffering: bool = False,
+    prompt: str = TUI_PROMPT,
 ) -> list:
     """A steady scene: one playing, one generating at 42 %, one queued, levels for the meter.
 
     ``generated``: the playing track is still being generated (streaming), this far;
-    ``buffering``: playback waits at that frontier.
+    ``buffering``: playback waits at that frontier; ``prompt``: the station's, for every job.
     """
-    playing = tui_job(1, "playing", generated_s=generated)
+    playing = tui_job(1, "playing", generated_s=generated, prompt=prompt)
     events: list = [ev.JobChanged(playing)]
     if generated is not None:
         events.append(ev.JobProgress("job-1", Progress(900, 1500, "token", eta_s=6.1, rate=98.0)))
     events += [
-        ev.JobChanged(tui_job(2, "generating")),
+        ev.JobChanged(tui_job(2, "generating", prompt=prompt)),
         ev.JobProgress("job-2", Progress(630, 1500, "token", eta_s=14.2, rate=61.0)),
-        ev.JobChanged(tui_job(3, "queued")),
+        ev.JobChanged(tui_job(3, "queued", prompt=prompt)),
         ev.NowPlaying(playing.id, position, 30.0, paused, playing, buffering),
     ]
     for i in range(120):

@@ -11,6 +11,8 @@ Playback is split by job:
 - ``transport``: volume, mute and pause state, and the gain ramps that apply it;
 - ``events``: what players tell their listeners (one vocabulary up to the TUI);
 - ``player``: the timeline driven into a ring buffer ahead of PortAudio's callback;
+- ``tap``: the last frames the callback sent out, for the visualiser to read without locks;
+- ``spectrum``: log-frequency FFT bands of those frames, with falling bars and peaks;
 - ``silent``: the same timeline driven by a clock when there is no player at all;
 - ``output``: finding the output device, rescanning PortAudio's devices;
 - ``dispatch``: the event delivery thread.

@@ -4,9 +4,10 @@ It drives a :class:`~lofitui.audio.timeline.Timeline` (which track sounds at whi
 a ring buffer ahead of the audio device. Three threads, each with one job:
 
 - the **audio callback** (PortAudio's thread) only copies prepared frames from the ring to the
-  device and applies the :class:`~lofitui.audio.transport.GainRamp` (volume, mute, pause fades)
-  in preallocated buffers. It takes no locks and never waits on other work; on its first call
-  it asks for real-time scheduling where the OS allows it;
+  device, applies the :class:`~lofitui.audio.transport.GainRamp` (volume, mute, pause fades)
+  in preallocated buffers and copies the result into an :class:`~lofitui.audio.tap.OutputTap`
+  (what :meth:`Player.heard` returns to the visualiser). It takes no locks and never waits on
+  other work; on its first call it asks for real-time scheduling where the OS allows it;
 - the **feeder** (``lofi-player``) owns everything else: it resamples each track to the device
   rate (soxr), renders the timeline into the ring ahead of the callback, has the timeline
   rewrite the not-yet-played part for skip/clear/late tracks, and turns the callback's
@@ -58,6 +59,7 @@ from lofitui.audio.output import (
     try_realtime_priority,
 )
 from lofitui.audio.resample import StreamResampler
+from lofitui.audio.tap import OutputTap
 from lofitui.audio.timeline import CHANNELS, MAX_CROSSFADE_S, Timeline, prepare
 from lofitui.audio.transport import GainRamp, Transport, TransportControls
 from lofitui.audio.types import Audio
@@ -77,6 +79,7 @@ REWIND_MARGIN_S = 0.25  # never rewrite closer than this to the callback's read 
 IDLE_LEAD_S = 0.5  # silence written past the margin when nothing is queued (rewritable)
 STALL_AHEAD_S = 0.15  # at a growing track's frontier with less than this ahead: fade out, buffer
 LEVEL_WINDOW_S = 0.05
+HEARD_S = 0.25  # the longest window Player.heard returns (a visualiser's FFT needs ~43 ms)
 TICK_S = 0.1  # position and level events: ~10 Hz
 WATCHDOG_S = 2.0  # no callback for this long while running means the device is gone
 RETRY_S = 2.0  # without an output, try the default device again this often
@@ -157,6 +160,7 @@ class Player(TransportControls):
         self._r = 0
         self._w = 0
         self._gain = GainRamp(self.transport, self.samplerate, BLOCKSIZE)
+        self._tap: OutputTap | None = None  # what the callback sent out (allocated at start)
         self._callbacks = 0
         # Silence the callback had to output (ring dry: a stall or a dropout) shifts what is
         # heard: the last run of it (device frame where it began, ring position, length) and
@@ -371,6 +375,17 @@ class Player(TransportControls):
         """Try the output device again now rather than at the next automatic retry."""
         self._retry_now.set()
 
+    def heard(self, frames: int) -> Audio | None:
+        """The last ``frames`` frames (at most ``HEARD_S`` worth) as sent to the device, after
+        volume, pause fades and crossfades, taken one output latency back so they match what
+        sounds now; silence while paused. None while nothing is heard (no output, or not yet)."""
+        tap = self._tap
+        if tap is None or not self._online:
+            return None
+        frames = min(frames, int(HEARD_S * self.samplerate))
+        samples = tap.read(frames, min(self._latency_frames, tap.capacity - frames))
+        return None if samples is None else Audio(samples, self.samplerate)
+
     @property
     def error(self) -> str | None:
         """The one-line reason playback stopped for good, if it failed."""
@@ -438,6 +453,7 @@ class Player(TransportControls):
         capacity = self._fill + int(MAX_CROSSFADE_S * rate) + self._history + self._margin
         self._capacity = capacity
         self._ring = np.zeros((capacity, CHANNELS), np.float32)
+        self._tap = OutputTap(latency + int(HEARD_S * rate) + 4 * BLOCKSIZE, CHANNELS)
         self._timeline = Timeline(rate, self._timeline.crossfade_s)
         self._gain = GainRamp(self.transport, rate, BLOCKSIZE)
         # Start with a little silence in the ring so the first callbacks are never short.
@@ -452,8 +468,11 @@ class Player(TransportControls):
         if status.output_underflow:
             self._underflows += 1
         gain = self._gain
+        tap = self._tap
         if gain.holding:
             outdata.fill(0.0)  # paused: hold the read position
+            if tap is not None:
+                tap.write(outdata)
             return
         r = self._r
         n = max(0, min(frames, self._w - r))
@@ -470,6 +489,8 @@ class Player(TransportControls):
                 self._starved_blocks += 1
         self._account(r, n, frames)
         gain.apply(outdata)
+        if tap is not None:
+            tap.write(outdata)
 
     def _account(self, r: int, n: int, frames: int) -> None:
         """``frames`` went out: ring frames ``[r, r + n)``, then silence (the ring ran dry).

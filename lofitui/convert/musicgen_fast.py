@@ -23,6 +23,7 @@ layout works, whatever its size.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import tempfile
@@ -452,8 +453,6 @@ def quantize_model(model, quant: str):
         return model
     if quant not in NBITS:
         raise ValueError(f"unknown quantization {quant!r}")
-    import logging
-
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
@@ -566,11 +565,28 @@ def _quantize_dynamic(source: Path, target: Path) -> None:
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        source,
-        target,
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul"],
-        # shape inference cannot see through the com.microsoft attention op
-        extra_options={"DefaultTensorType": TensorProto.FLOAT},
-    )
+    with _without_preprocess_hint():
+        quantize_dynamic(
+            source,
+            target,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            # shape inference cannot see through the com.microsoft attention op
+            extra_options={"DefaultTensorType": TensorProto.FLOAT},
+        )
+
+
+def _no_preprocess_hint(record: logging.LogRecord) -> bool:
+    return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextmanager
+def _without_preprocess_hint() -> Iterator[None]:
+    """Drop ORT's "Please consider to run pre-processing" advice: it goes to the root logger
+    (so to the user's terminal), and its shape-inference pre-pass does nothing for these graphs."""
+    root = logging.getLogger()
+    root.addFilter(_no_preprocess_hint)
+    try:
+        yield
+    finally:
+        root.removeFilter(_no_preprocess_hint)

@@ -87,7 +87,7 @@ def time_signature(text: str) -> str:
 
 
 PARAMS = (
-    Param("lyrics", str, "song lyrics (default: instrumental)", "--lyrics", "TEXT"),
+    Param("lyrics", str, "song lyrics (default: instrumental)", "--lyrics", "TEXT", multiline=True),
     Param("bpm", int, "tempo in beats per minute", "--bpm", "N", minimum=1, maximum=400),
     Param(
         "keyscale",
@@ -377,8 +377,11 @@ class AceStepEngine(EngineBase):
         request: TrackRequest,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        *,
+        chunk_s: float | None = None,
     ) -> Iterator[Audio]:
-        """Yield the track one VAE tile at a time (``TILE_FRAMES`` latent frames, ~5 s).
+        """Yield the track one VAE tile at a time (``TILE_FRAMES`` latent frames, ~5 s),
+        whatever ``chunk_s`` asks.
 
         Cancellation raises :class:`~lofitui.errors.Cancelled` between steps and tiles.
         """

@@ -41,6 +41,7 @@ class Param:
     the command-line option (None: config.toml and requests only). ``default`` is the documented
     default (None: the model decides, or unset). ``normalise`` turns accepted spellings into the
     model's form (it may raise UsageError). Bounds are inclusive unless ``above`` (> minimum).
+    ``multiline``: text of several lines (lyrics), edited as such in the app.
     """
 
     name: str
@@ -54,6 +55,7 @@ class Param:
     above: bool = False
     choices: tuple[str, ...] | None = None
     normalise: Callable[[str], ParamValue] | None = None
+    multiline: bool = False
 
     @property
     def label(self) -> str:
@@ -270,8 +272,15 @@ class Engine(Protocol):
         request: TrackRequest,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        *,
+        chunk_s: float | None = None,
     ) -> Iterator[Audio]:
-        """The request's audio as consecutive chunks, each ready as soon as it is decoded."""
+        """The request's audio as consecutive chunks, each ready as soon as it is decoded.
+
+        ``chunk_s``: how long the steady chunks may be when no one is listening yet (a file
+        render): longer chunks decode with less overlap. None: the engine's streaming size
+        (~1 s). Engines whose chunks are fixed by the model (bars, VAE tiles) ignore it.
+        """
         ...
 
 
@@ -324,6 +333,8 @@ class EngineBase:
         request: TrackRequest,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        *,
+        chunk_s: float | None = None,
     ) -> Iterator[Audio]:
         raise NotImplementedError  # every engine streams: this is its one generation path
 

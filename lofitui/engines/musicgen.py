@@ -705,13 +705,16 @@ class MusicGenEngine(EngineBase):
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
         *,
+        chunk_s: float | None = None,
         chunk_frames: int = CHUNK_FRAMES,
         first_frames: int = FIRST_CHUNK_FRAMES,
         window_frames: int | None = None,
         stride_frames: int | None = None,
     ) -> MusicGenStream:
         """Yield the track's audio in chunks as its frames are generated: ``first_frames``
-        (0.3 s) first, then each as long as all before it, up to ``chunk_frames`` (1 s).
+        (0.3 s) first, then each as long as all before it, up to ``chunk_frames`` (1 s), or
+        ``chunk_s`` seconds when given (a file render: each EnCodec call decodes its chunk plus
+        50 frames of left context, so 5 s chunks halve EnCodec's share of a track).
 
         The chunks join without a seam into :meth:`generate`'s result; the returned stream's
         ``codes`` hold the track's (K, F) codes once it has ended (to prime a next track).
@@ -719,6 +722,8 @@ class MusicGenEngine(EngineBase):
         yielded after it.
         """
         params = self.validate(request)
+        if chunk_s is not None:
+            chunk_frames = max(1, round(chunk_s * self.config.frame_rate))
         prime = self.prime_of(request)
         frames = self.frames_for(request.duration_s)
         wanted = round(request.duration_s * self.sample_rate)

@@ -88,9 +88,12 @@ def session_options(threads: int = 0, *, arena: bool = True) -> ort.SessionOptio
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # errors only: ORT warnings are not the user's problem
-    # Idle worker threads sleep instead of spinning: generation shares the machine with the
-    # audio feeder and the UI, and on 2 cores spinning threads starve them (and each other).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Worker threads spin between operators instead of sleeping: a MusicGen step is ~40 short
+    # operators, and waking sleeping threads for each cost 2-3 ms of a 15-20 ms step (the
+    # player fell below real time on 2 cores). Measured with the player on 2 cores: no output
+    # underflow, no gap, keypress-to-screen median 36 ms (tests/bench/bench_gaps.py,
+    # bench_tui_latency.py); the threads block again when a run ends.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
     return opts
 
 

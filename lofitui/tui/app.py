@@ -14,10 +14,11 @@ import contextlib
 import io
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -25,10 +26,18 @@ from textual.containers import Vertical
 from textual.css.query import NoMatches
 from textual.driver import Driver
 from textual.message import Message
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
-from lofitui.config import Config, Settings, build_settings, load_config, save_setting
+from lofitui.config import (
+    Config,
+    Settings,
+    build_settings,
+    load_config,
+    save_setting,
+    save_settings,
+)
+from lofitui.engines.registry import BUILTIN_ENGINE
 from lofitui.errors import LofiError
 from lofitui.events import (
     JobChanged,
@@ -39,21 +48,36 @@ from lofitui.events import (
     NowPlaying,
     OutputChanged,
     SchedulerEvent,
+    Station,
     StationChanged,
     TrackSaved,
 )
+from lofitui.keymap import KEYS
 from lofitui.tui import messages as m
 from lofitui.tui.backend import Backend, Built, MissingModel, SchedulerLike
 from lofitui.tui.declined import DeclinedDownloads
+from lofitui.tui.desktop import DesktopLink, link_desktop
 from lofitui.tui.history import PromptHistory
 from lofitui.tui.keys import app_bindings
 from lofitui.tui.model_download import BackgroundDownload, by_hand, progress_text
-from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen, PlayedScreen
+from lofitui.tui.screens import (
+    ErrorScreen,
+    FirstRunScreen,
+    HelpScreen,
+    PlayedScreen,
+    StationEditor,
+)
+from lofitui.tui.station_form import StationEdit, default_settings
 from lofitui.tui.themes import DEFAULT_THEME, LoadedThemes, load_themes, next_theme
 from lofitui.tui.widgets import NowPlayingView, PromptBar, PromptInput, QueuePanel, StatusBar
+from lofitui.tui.widgets.footer import PlayerFooter
+from lofitui.tui.widgets.visualiser import Visualiser, next_visualiser
 
 QUIT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
 """Signals that quit the player the way ``q`` does (exit status 128 + the signal's number)."""
+
+PLAYER_ACTIONS = frozenset(spec.action.split("(")[0] for spec in KEYS)
+"""The actions of the player's keys (which are plain keys again in the station editor)."""
 
 
 @dataclass
@@ -80,6 +104,9 @@ class LofiApp(App[int]):
     TITLE = "lofi"
     BINDINGS = app_bindings()
     AUTO_FOCUS = None  # keys drive the player until / or i focuses the prompt
+    # screen classes for small terminals (the rules are in lofi.tcss)
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (80, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (24, "-tall")]
     ENABLE_COMMAND_PALETTE = True
 
     def __init__(
@@ -113,6 +140,9 @@ class LofiApp(App[int]):
         self._download: BackgroundDownload | None = None
         self.declined = DeclinedDownloads()
         self._on_air: str | None = None  # the engine of the station on air
+        self._persisting = threading.Lock()  # one config file write at a time
+        self._remembered: dict[str, str] = {}  # the latest value of each setting to save
+        self._desktop: DesktopLink | None = None  # MPRIS, while the scheduler is attached
 
     # -- layout ------------------------------------------------------------------------------------
 
@@ -122,7 +152,7 @@ class LofiApp(App[int]):
             yield NowPlayingView(id="now-playing")
             yield QueuePanel(id="queue")
         yield PromptBar(self.history, id="prompt-bar")
-        yield Footer()
+        yield PlayerFooter()
 
     def on_mount(self) -> None:
         for theme in self.loaded_themes.themes:
@@ -133,6 +163,7 @@ class LofiApp(App[int]):
         self.query_one("#now-playing").border_title = "now playing"
         self.query_one("#queue").border_title = "up next"
         self.query_one("#prompt-bar").border_title = "station"
+        self.query_one(Visualiser).mode = self.settings.visualiser
         queue = self.query_one(QueuePanel)
         queue.lookahead = self.settings.lookahead
         queue.redraw()
@@ -250,6 +281,9 @@ class LofiApp(App[int]):
         scheduler = self.scheduler
         if scheduler is None or scheduler.station is None:
             return
+        if scheduler.station.engine != BUILTIN_ENGINE:  # the listener chose another with e
+            self.notify(f"{message.model} is ready: choose it with e", timeout=8)
+            return
         try:
             scheduler.hand_over(replace(message.station, prompt=scheduler.station.prompt))
         except LofiError as exc:
@@ -311,6 +345,9 @@ class LofiApp(App[int]):
         self.audio_problem = audio_problem
         self._unsubscribe = scheduler.subscribe(self._on_scheduler_event)
         await scheduler.start()
+        self.query_one(Visualiser).listen(scheduler.heard)
+        if self.settings.mpris and not self._shutting_down:
+            self._desktop = link_desktop(self, scheduler)
         status = self.query_one(StatusBar)
         status.audio = scheduler.has_audio_output
         if not status.audio:
@@ -351,11 +388,10 @@ class LofiApp(App[int]):
             case OutputChanged(available=available):
                 self.query_one(StatusBar).audio = available
             case StationChanged(station=station):
-                model = Path(station.model).name if "/" in station.model else station.model
                 if self._on_air not in (None, station.engine):
-                    self.notify(f"now playing {station.engine} · {model}", timeout=6)
+                    self.notify(f"now playing {station.label}", timeout=6)
                 self._on_air = station.engine
-                self.query_one(PromptBar).set_station(station.prompt, f"{station.engine} · {model}")
+                self.query_one(PromptBar).set_station(station.prompt, station.label)
             case TrackSaved(path=path):
                 self._saved_notices.add(f"saved {path}")
                 self.notify(str(path), title="saved", timeout=8)
@@ -474,10 +510,13 @@ class LofiApp(App[int]):
             self.notify("trying the audio output again…", timeout=3)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The prompt key opens the prompt only from the player itself: elsewhere (the prompt or
-        another input focused, a dialog open) it is an ordinary key."""
-        if action == "focus_prompt":
+        """The prompt and editor keys act only from the player itself: elsewhere (the prompt or
+        another input focused, a dialog open) they are ordinary keys. In the station editor
+        every player key is an ordinary key."""
+        if action in ("focus_prompt", "edit_station"):
             return (len(self.screen_stack) == 1 and not isinstance(self.focused, Input)) or None
+        if action in PLAYER_ACTIONS and isinstance(self.screen, StationEditor):
+            return None
         return True
 
     def action_focus_prompt(self) -> None:
@@ -485,15 +524,62 @@ class LofiApp(App[int]):
         # are routed to the focused widget, so a burst like "/tango" types "tango"
         self.screen.set_focus(self.query_one(PromptInput))
 
+    def action_edit_station(self) -> None:
+        if (scheduler := self._live()) is None:
+            return
+        # while a hand-over is pending, the station to edit is the one it moves to
+        station = scheduler.handing_over_to or scheduler.station
+        if station is None:
+            self.notify("no station yet: type a prompt first", timeout=3)
+            return
+        downloading = self._download.missing.entry.name if self._download is not None else None
+        self.push_screen(StationEditor(station, downloading=downloading), self._station_edited)
+
+    def _station_edited(self, edit: StationEdit | None) -> None:
+        """The editor's Apply: the station plays from the next track (Esc: None, nothing)."""
+        if edit is None or self.scheduler is None:
+            return
+        try:
+            self.scheduler.set_station(edit.station)
+        except LofiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if edit.save_as_default:
+            self._persist_station(edit.station)
+
+    @work(thread=True, exclusive=True, group="persist-station", exit_on_error=False)
+    def _persist_station(self, station: Station) -> None:
+        top, tables = default_settings(station)
+        try:
+            save_settings(top, tables, self.config_path)
+        except OSError as exc:
+            text = f"not saved as the default: {exc.strerror or exc}"
+            self.call_from_thread(self.notify, text, severity="warning")
+        else:
+            self.call_from_thread(self.notify, "saved as the default station", timeout=4)
+
     def action_cycle_theme(self) -> None:
         self.theme = next_theme(self.theme, self.loaded_themes.names)
         self.notify(f"theme: {self.theme}", timeout=2)
-        self._persist_theme(self.theme)
+        self._remember("theme", self.theme)
 
-    @work(thread=True, exclusive=True, group="persist", exit_on_error=False)
-    def _persist_theme(self, name: str) -> None:
-        with contextlib.suppress(OSError):
-            save_setting("theme", name, self.config_path)
+    def action_cycle_visualiser(self) -> None:
+        visualiser = self.query_one(Visualiser)
+        visualiser.mode = next_visualiser(visualiser.mode)
+        self.notify(f"visualiser: {visualiser.mode}", timeout=2)
+        self._remember("visualiser", visualiser.mode)
+
+    def _remember(self, key: str, value: str) -> None:
+        """Save a setting changed in the app (theme, visualiser) to the config file."""
+        self._remembered[key] = value
+        self._persist(key)
+
+    @work(thread=True, group="persist", exit_on_error=False)
+    def _persist(self, key: str) -> None:
+        # One write at a time, each of the latest value: quick presses of one key, or of
+        # several, never leave an older value in the file or lose another key's.
+        with self._persisting, contextlib.suppress(OSError):
+            save_setting(key, self._remembered[key], self.config_path)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -515,6 +601,9 @@ class LofiApp(App[int]):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        desktop, self._desktop = self._desktop, None
+        if desktop is not None:
+            await desktop.aclose()
         scheduler, self.scheduler = self.scheduler, None
         if scheduler is not None:
             await scheduler.aclose()

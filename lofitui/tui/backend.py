@@ -11,7 +11,7 @@ no model) through :func:`lofitui.tui.app.create_app`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,7 +20,8 @@ from lofitui.config import Settings
 from lofitui.errors import DeviceError, ModelError
 
 if TYPE_CHECKING:
-    from lofitui.engines.base import Engine
+    from lofitui.audio.types import Audio
+    from lofitui.engines.base import Engine, ParamValue
     from lofitui.events import JobInfo, SchedulerEvent, Station
     from lofitui.library.played import PlayHistory
     from lofitui.models.catalog import ModelEntry
@@ -56,6 +57,7 @@ class SchedulerLike(Protocol):
     def play(self, key: str, *, save: bool = False) -> JobInfo: ...
     def cached(self, key: str) -> bool: ...
     def save_played(self, key: str) -> Path: ...
+    def heard(self, frames: int) -> Audio | None: ...
 
     @property
     def played(self) -> PlayHistory: ...
@@ -88,7 +90,7 @@ class Backend:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._engines: dict[tuple[str, str], OpenEngine] = {}
+        self._engines: dict[tuple[str, ...], OpenEngine] = {}
         self._lock = threading.Lock()
 
     # -- model -------------------------------------------------------------------------------------
@@ -128,24 +130,25 @@ class Backend:
     # -- engines -----------------------------------------------------------------------------------
 
     def engine_for(self, station: Station) -> Engine:
-        """The loaded engine for ``station``'s (engine, model), opening it on first use."""
-        return self._open(station.engine, station.model).engine
+        """The loaded engine for ``station``'s lane (engine, model and the parameters the model
+        is loaded with), opening it on first use."""
+        return self._open(station.lane, station.engine, station.model, station.params).engine
 
-    def _open(self, engine: str, model: str) -> OpenEngine:
+    def _open(
+        self,
+        key: tuple[str, ...],
+        engine: str,
+        model: str,
+        params: Mapping[str, ParamValue],
+    ) -> OpenEngine:
         from lofitui import session
 
-        key = (engine, model)
         with self._lock:
             opened = self._engines.get(key)
             if opened is None:
                 s = self.settings
                 opened = session.open_engine(
-                    engine,
-                    model,
-                    device=s.device,
-                    threads=s.threads,
-                    offline=True,
-                    params=s.params if engine == s.engine else None,
+                    engine, model, device=s.device, threads=s.threads, offline=True, params=params
                 )
                 self._engines[key] = opened
             return opened
@@ -165,17 +168,21 @@ class Backend:
         if model_dir is None:
             name, model, params = BUILTIN_ENGINE, DEFAULT_MODELS[BUILTIN_ENGINE], {}
         else:
-            name, model, params = s.engine, s.model, s.params
-        opened = self._open(name, model)
+            name, model, params = s.engine, s.model, dict(s.params)
+        asked = Station(s.prompt, name, model, params=params)
+        opened = self._open(asked.lane, name, model, params)
         engine = opened.engine
         lo, hi = engine.min_duration_s, engine.max_duration_s
-        return Station(
+        station = Station(
             prompt=s.prompt,
             engine=name,
             model=model,
             duration_s=min(max(s.duration, lo), hi),
             params={**opened.defaults, **params},
         )
+        with self._lock:  # the defaults name what was loaded (compute type auto: int8)
+            self._engines.setdefault(station.lane, opened)
+        return station
 
     def build(self, model_dir: Path | None) -> Built:
         """Open the engine (see :meth:`station_for`), the cache and the audio output; return a

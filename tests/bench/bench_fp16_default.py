@@ -4,8 +4,9 @@ fp16 weights, full-size musicgen-small shape (random weights), against the exact
 The fp16 export stores each fp32 weight rounded to float16 (optimum's fp16 export and
 onnxruntime's float16 converter both do); this writes a decoder holding exactly those weights,
 builds lofi's fast decoder from it through the same code a user's machine runs
-(``build_fast_decoder``: widened to float32, then fp32 / q8 / q4), and compares 9 decoder steps
-x 8 rows with ``tests/bench/bench_musicgen.py``'s exact-graph logits on the same inputs.
+(``build_fast_decoder``: widened to float32, then fp32 / q8kv / q4kv, the three compute types),
+and compares 9 decoder steps x 8 rows with ``tests/bench/bench_musicgen.py``'s exact-graph
+logits on the same inputs.
 
     PYTHONPATH=. python tests/bench/bench_fp16_default.py SRC_DIR OUT_DIR
 
@@ -77,8 +78,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("src", type=Path)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--quants", default="fp32,q8,q4")
+    parser.add_argument("--quants", default="fp32,q8kv,q4kv")
     args = parser.parse_args()
+    args.src, args.out = args.src.resolve(), args.out.resolve()  # the views link to them
     options = RuntimeOptions("cpu", 2)
     exact = step_logits(MusicGenEngine.load(args.src, options, decoder="split"))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -99,6 +101,10 @@ def main() -> None:
             heads=config["num_attention_heads"],
             max_positions=config.get("max_position_embeddings", 2048),
             quant=quant,
+            # the int8-cache builds calibrate by generating (the user's own text encoder; the
+            # fp32 one here: the scales' 1.25x headroom dwarfs fp16 rounding)
+            text_encoder=args.src / "text_encoder.onnx",
+            tokenizer=args.src / "tokenizer.json",
         )
         print(
             f"built {path.name} ({path.stat().st_size / 1e6:.0f} MB) "

@@ -193,8 +193,11 @@ class Throttled:
     def generate(self, request: Any, on_progress: Any = None, cancel: Any = None) -> Any:
         return self._engine.generate(request, self._paced(request.duration_s, on_progress), cancel)
 
-    def stream(self, request: Any, on_progress: Any = None, cancel: Any = None) -> Iterator[Any]:
-        return self._engine.stream(request, self._paced(request.duration_s, on_progress), cancel)
+    def stream(
+        self, request: Any, on_progress: Any = None, cancel: Any = None, *, chunk_s: Any = None
+    ) -> Iterator[Any]:
+        paced = self._paced(request.duration_s, on_progress)
+        return self._engine.stream(request, paced, cancel, chunk_s=chunk_s)
 
 
 @dataclass

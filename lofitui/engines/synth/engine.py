@@ -130,8 +130,11 @@ class SynthEngine(EngineBase):
         request: TrackRequest,
         on_progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        *,
+        chunk_s: float | None = None,
     ) -> Iterator[Audio]:
-        """The track one bar at a time (2.4 to 4 s each; the last runs to the end)."""
+        """The track one bar at a time (2.4 to 4 s each; the last runs to the end), whatever
+        ``chunk_s`` asks."""
         plan = self.validate(request)
         return self._bars(plan, request.duration_s, on_progress, cancel)
 

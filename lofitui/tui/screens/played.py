@@ -56,7 +56,7 @@ class PlayedScreen(ModalScreen[None]):
         border-title-color: $primary;
         border-title-style: bold;
     }
-    PlayedScreen #played-table { height: auto; max-height: 30; background: $surface; }
+    PlayedScreen #played-table { height: auto; max-height: 55vh; background: $surface; }
     PlayedScreen #played-empty, PlayedScreen #played-hint { color: $foreground 55%; }
     PlayedScreen #played-hint { margin-top: 1; }
     PlayedScreen > .played--dim { color: $foreground 55%; }
@@ -81,7 +81,7 @@ class PlayedScreen(ModalScreen[None]):
                 markup=False,
             )
             yield Static(
-                "Enter plays it now · s saves it to your music folder · Esc closes",
+                "Enter plays it now · s saves it · Esc closes",
                 id="played-hint",
                 markup=False,
             )

@@ -1,7 +1,10 @@
-"""Small text helpers shared by the widgets: clock times, bars, rates."""
+"""Small text helpers shared by the widgets: clock times, bars, rates, clamped text."""
 
 from __future__ import annotations
 
+import io
+
+from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
@@ -73,3 +76,41 @@ def rate_and_eta(progress: Progress) -> str:
     if progress.eta_s is not None and progress.done < progress.total:
         parts.append(f"{clock(progress.eta_s)} left")
     return " · ".join(parts)
+
+
+ELLIPSIS = "…"
+# Text.wrap wants a console; with the default justification it never draws on it
+_WRAP_CONSOLE = Console(file=io.StringIO(), width=80, color_system=None)
+
+
+def clamp(text: str | Text, width: int, lines: int = 2) -> Text:
+    """``text`` word-wrapped to ``width`` cells and cut to ``lines`` lines, the last one ending
+    in ``…`` when anything was cut: how the widgets show text of any length (a prompt may be
+    5000 characters). Line breaks and tabs in ``text`` count as spaces; styles are kept."""
+    flat = Text(text) if isinstance(text, str) else text.copy()
+    flat.plain = flat.plain.replace("\n", " ").replace("\t", " ")  # same length: spans stay
+    if width <= 0 or lines <= 0 or not flat.plain.strip():
+        return Text("", end="", no_wrap=True)
+    wrapped = flat.wrap(_WRAP_CONSOLE, width, overflow="fold")
+    if len(wrapped) > lines:
+        start = 0  # where the last kept line starts in ``flat``
+        for line in wrapped[: lines - 1]:
+            start = flat.plain.index(line.plain, start) + len(line.plain)
+        rest = flat[start:]
+        last = rest[len(rest.plain) - len(rest.plain.lstrip()) :]
+        last.truncate(width - 1)
+        last.rstrip()
+        last.append(ELLIPSIS)
+        wrapped = [*wrapped[: lines - 1], last]
+    for line in wrapped:
+        line.rstrip()
+    result = Text("\n", end="", no_wrap=True).join(wrapped)
+    result.no_wrap = True
+    return result
+
+
+def toast_width(screen_width: int) -> int:
+    """The text width of a notification on a screen ``screen_width`` cells wide, for
+    ``clamp``-ing a prompt quoted in one (Textual's toasts are 60 cells, at most half the
+    screen, less a 1-cell border and 1-cell padding each side)."""
+    return max(1, min(60, screen_width // 2) - 3)

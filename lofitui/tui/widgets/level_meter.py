@@ -1,4 +1,7 @@
-"""A scrolling level meter: one column per Level event (~10 per second), newest on the right."""
+"""A scrolling level meter: one column per Level event (~10 per second), newest on the right.
+
+Compact (at most two rows): the spectrum is the big visualiser, this one stays out of the way.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ class LevelMeter(Widget):
         "level-meter--high",
     }
     DEFAULT_CSS = """
-    LevelMeter { height: 1fr; min-height: 2; width: 1fr; }
+    LevelMeter { height: 1fr; max-height: 2; width: 1fr; }
     LevelMeter > .level-meter--low { color: $primary; }
     LevelMeter > .level-meter--mid { color: $secondary; }
     LevelMeter > .level-meter--high { color: $accent; }

@@ -1,5 +1,5 @@
 """The now-playing view: prompt, engine/model/seed, elapsed/total with a bar (three parts while
-the track is still being generated), a level meter."""
+the track is still being generated), the visualiser (spectrum or level meter)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
+from lofitui.tui.widgets.clamped import ClampedText
 from lofitui.tui.widgets.format import bar, clock, stream_bar
 from lofitui.tui.widgets.level_meter import LevelMeter
+from lofitui.tui.widgets.visualiser import Visualiser
 
 if TYPE_CHECKING:
     from lofitui.events import JobInfo
@@ -123,7 +125,9 @@ class NowPlayingView(Vertical):
     DEFAULT_CSS = """
     NowPlayingView { height: 1fr; }
     NowPlayingView #np-title { text-style: bold; color: $foreground; }
-    NowPlayingView #np-meta { color: $foreground 60%; margin-bottom: 1; }
+    NowPlayingView #np-meta {
+        color: $foreground 60%; margin-bottom: 1; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     NowPlayingView TrackProgress { margin-bottom: 1; }
     """
 
@@ -134,16 +138,16 @@ class NowPlayingView(Vertical):
         self.waiting = False  # something is being generated for the first slot
 
     def compose(self) -> ComposeResult:
-        yield Static(id="np-title")
+        yield ClampedText(id="np-title")  # a prompt of any length: two lines at most
         yield Static(id="np-meta")
         yield TrackProgress()
-        yield LevelMeter()
+        yield Visualiser()
 
     def on_mount(self) -> None:
         self._show_idle()
 
     def _show_idle(self) -> None:
-        title = self.query_one("#np-title", Static)
+        title = self.query_one("#np-title", ClampedText)
         meta = self.query_one("#np-meta", Static)
         if self.waiting:
             title.update("Tuning in…")
@@ -179,7 +183,7 @@ class NowPlayingView(Vertical):
             progress.buffering = False
             return
         if self.job is None or job.id != self.job.id:
-            self.query_one("#np-title", Static).update(Text(job.station.prompt))
+            self.query_one("#np-title", ClampedText).update(job.station.prompt)
             self.query_one("#np-meta", Static).update(describe(job))
         elif self.job.generated_s > job.generated_s:
             job = self.job  # a JobChanged already told of more audio than this snapshot
@@ -221,8 +225,4 @@ class NowPlayingView(Vertical):
 def describe(job: JobInfo) -> str:
     """``musicgen · musicgen-small · seed 4821 · 30 s`` for the meta line."""
     request = job.request
-    model = job.station.model
-    model = model.rstrip("/").rsplit("/", 1)[-1] if "/" in model else model
-    return " · ".join(
-        [job.station.engine, model, f"seed {request.seed}", f"{request.duration_s:g} s"]
-    )
+    return " · ".join([job.station.label, f"seed {request.seed}", f"{request.duration_s:g} s"])

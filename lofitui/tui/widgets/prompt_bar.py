@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Static
 
 from lofitui.tui.history import PromptHistory
+from lofitui.tui.widgets.clamped import ClampedText
 
 
 class PromptInput(Input):
@@ -55,7 +55,8 @@ class PromptBar(Vertical):
 
     DEFAULT_CSS = """
     PromptBar { height: auto; }
-    PromptBar #station { color: $foreground 70%; height: 1; }
+    PromptBar #station { height: auto; color: $foreground 70%; }
+    PromptBar #station-detail { width: auto; margin-left: 2; text-style: dim; }
     PromptBar PromptInput { border: none; padding: 0; height: 1; background: transparent; }
     PromptBar PromptInput:focus { border: none; background: transparent; }
     """
@@ -65,7 +66,9 @@ class PromptBar(Vertical):
         self.history = history
 
     def compose(self) -> ComposeResult:
-        yield Static(id="station")
+        with Horizontal(id="station"):
+            yield ClampedText(id="station-prompt")  # two lines at most
+            yield Static(id="station-detail", markup=False)
         yield PromptInput(
             self.history,
             placeholder="describe the music and press Enter…  (/ to type, Esc to leave)",
@@ -77,16 +80,13 @@ class PromptBar(Vertical):
 
     def set_station(self, prompt: str | None, detail: str = "") -> None:
         """Show what is on air (``detail``: engine/model)."""
-        text = Text("on air  ", style="bold", no_wrap=True, overflow="ellipsis")
+        text = Text("on air  ", style="bold")
         if prompt:
             text.append(prompt)
         else:
             text.append("no station yet", style="dim")
-        grid = Table.grid(expand=True, padding=(0, 0, 0, 2))
-        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        grid.add_column(no_wrap=True, justify="right")
-        grid.add_row(text, Text(detail, style="dim"))
-        self.query_one("#station", Static).update(grid)
+        self.query_one("#station-prompt", ClampedText).update(text)
+        self.query_one("#station-detail", Static).update(detail)
 
     @on(Input.Submitted, "#prompt-input")
     def _submitted(self, event: Input.Submitted) -> None:

@@ -6,6 +6,7 @@ row: how much of it is generated (``0:18 / 0:30``) and how fast.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import RenderableType
@@ -13,10 +14,10 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.widget import Widget
 
 from lofitui.engines.base import Progress
-from lofitui.tui.widgets.format import bar, clock, rate_and_eta
+from lofitui.tui.widgets.format import bar, clamp, clock, rate_and_eta
 
 if TYPE_CHECKING:
     from lofitui.events import JobInfo
@@ -32,6 +33,22 @@ STATES: dict[str, tuple[str, str, str]] = {
 SHOWN = frozenset(STATES)
 STREAMING = ("∿", "streaming", "queue--streaming")  # the line under a streaming track's row
 MAX_FAILED = 3
+
+
+class QueueRows(Widget):
+    """The panel's rows, drawn at paint time with the styles of the moment: a theme change
+    restyles every row at once (rows drawn ahead would keep the old theme's colours)."""
+
+    DEFAULT_CSS = """
+    QueueRows { width: 1fr; height: auto; }
+    """
+
+    def __init__(self, rows: Callable[[], RenderableType], **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._rows = rows
+
+    def render(self) -> RenderableType:
+        return self._rows()
 
 
 class QueuePanel(VerticalScroll):
@@ -52,7 +69,6 @@ class QueuePanel(VerticalScroll):
     }
     DEFAULT_CSS = """
     QueuePanel { height: auto; }
-    QueuePanel #queue-rows { height: auto; }
     QueuePanel > .queue--playing { color: $accent; text-style: bold; }
     QueuePanel > .queue--ready { color: $success; }
     QueuePanel > .queue--generating { color: $primary; }
@@ -64,7 +80,6 @@ class QueuePanel(VerticalScroll):
     QueuePanel > .queue--bar { color: $primary; }
     QueuePanel > .queue--bar-empty { color: $foreground 15%; }
     QueuePanel > .queue--error { color: $error; }
-    QueuePanel #queue-rows { width: 1fr; }
     """
 
     def __init__(self, **kwargs: object) -> None:
@@ -75,7 +90,7 @@ class QueuePanel(VerticalScroll):
         self._column = 40
 
     def compose(self) -> ComposeResult:
-        yield Static(id="queue-rows")
+        yield QueueRows(self.render_rows, id="queue-rows")
 
     def on_mount(self) -> None:
         self.redraw()
@@ -120,7 +135,7 @@ class QueuePanel(VerticalScroll):
     def redraw(self) -> None:
         if not self.is_mounted:
             return
-        self.query_one("#queue-rows", Static).update(self.render_rows())
+        self.query_one(QueueRows).refresh(layout=True)
         upcoming = sum(1 for j in self.jobs.values() if str(j.state) != "playing")
         self.border_subtitle = f"{upcoming} upcoming" if upcoming else ""
 
@@ -150,7 +165,7 @@ class QueuePanel(VerticalScroll):
             grid.add_row(
                 Text(icon, style=style(cls)),
                 Text(label, style=style(cls)),
-                Text(job.station.prompt, style=style(prompt_style), no_wrap=True),
+                clamp(Text(job.station.prompt, style=style(prompt_style)), self._column, 1),
                 Text(f"seed {job.request.seed}", style=style("queue--dim")),
             )
             if job.streaming:
