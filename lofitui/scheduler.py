@@ -30,14 +30,15 @@ Rules:
   every upcoming job; both refill the lookahead with fresh seeds.
 - **Volume, mute and pause** live in one :class:`~lofitui.audio.transport.Transport`, shared
   with whichever player plays (the real one's, or a new one); the properties read it.
-- **History**: every track that starts is recorded in :attr:`Scheduler.played` (kept across
-  sessions by its owner's file). :meth:`Scheduler.back` plays the track heard before the one
-  playing, from the cache (no generation; a track whose audio was evicted or never completed
-  is generated again from its request: same seed, same audio); the track that was playing goes
-  back to the front of the queue, so skipping forward returns to it (from its start, its
-  generation carrying on if it was still streaming), and going back again walks further back.
-  :meth:`Scheduler.play` plays any played track now; the one it replaces is finished as a skip
-  is, and ``back`` returns to it. Neither cancels an upcoming track.
+- **History**: every track that starts is recorded in :attr:`Scheduler.played` (the app's
+  is kept in the state directory, so it spans sessions). :meth:`Scheduler.back` plays the
+  track heard before the one playing, from the cache (no generation; a track whose audio was
+  evicted or never completed is generated again from its request: same seed, same audio); the
+  track that was playing goes back to the front of the queue, so skipping forward returns to
+  it (from its start, its generation carrying on if it was still streaming), and going back
+  again walks further back. :meth:`Scheduler.play` plays any played track now; the one it
+  replaces is finished as a skip is, and ``back`` returns to it. Neither cancels an upcoming
+  track.
 - **Failures** are reported (``JobChanged`` with state failed and the error, plus a
   ``Notice``) and the scheduler moves on; after ``max_failures`` failures in a row it stops
   generating until the station changes or the listener asks to regenerate or clear.
