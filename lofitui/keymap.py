@@ -37,6 +37,22 @@ KEYS: tuple[KeySpec, ...] = (
     ),
     KeySpec("lofi.save", "s", "save", "Save", "save the playing track to your music folder"),
     KeySpec(
+        "lofi.back",
+        "b",
+        "back",
+        "Back",
+        "the previous track (again: further back)",
+        False,
+    ),
+    KeySpec(
+        "lofi.history",
+        "h",
+        "history",
+        "History",
+        "played tracks: Enter plays one, s saves it",
+        False,
+    ),
+    KeySpec(
         "lofi.volume-up", "plus,equals_sign", "volume(0.05)", "Vol+", "volume up 5 %", False, "+"
     ),
     KeySpec("lofi.volume-down", "minus", "volume(-0.05)", "Vol-", "volume down 5 %", False, "-"),

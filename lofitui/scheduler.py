@@ -30,6 +30,15 @@ Rules:
   every upcoming job; both refill the lookahead with fresh seeds.
 - **Volume, mute and pause** live in one :class:`~lofitui.audio.transport.Transport`, shared
   with whichever player plays (the real one's, or a new one); the properties read it.
+- **History**: every track that starts is recorded in :attr:`Scheduler.played` (the app's
+  is kept in the state directory, so it spans sessions). :meth:`Scheduler.back` plays the
+  track heard before the one playing, from the cache (no generation; a track whose audio was
+  evicted or never completed is generated again from its request: same seed, same audio); the
+  track that was playing goes back to the front of the queue, so skipping forward returns to
+  it (from its start, its generation carrying on if it was still streaming), and going back
+  again walks further back. :meth:`Scheduler.play` plays any played track now; the one it
+  replaces is finished as a skip is, and ``back`` returns to it. Neither cancels an upcoming
+  track.
 - **Failures** are reported (``JobChanged`` with state failed and the error, plus a
   ``Notice``) and the scheduler moves on; after ``max_failures`` failures in a row it stops
   generating until the station changes or the listener asks to regenerate or clear.
@@ -93,7 +102,7 @@ from lofitui.audio.events import (
 from lofitui.audio.silent import SilentPlayer
 from lofitui.audio.transport import Transport
 from lofitui.audio.types import Audio
-from lofitui.engines.base import CancelToken, Engine, Progress
+from lofitui.engines.base import CancelToken, Engine, Progress, TrackRequest
 from lofitui.errors import Cancelled, LofiError
 from lofitui.events import (
     JobChanged,
@@ -108,6 +117,7 @@ from lofitui.events import (
     TrackSaved,
 )
 from lofitui.library import CachedTrack, CorruptAudioError, TrackCache, track_metadata
+from lofitui.library.played import BackStack, PlayHistory
 
 if TYPE_CHECKING:
     from lofitui.audio.player import Player
@@ -295,6 +305,8 @@ class _Job:
         self.primed_by: _Job | None = None
         self.save_when_complete = False
         self.changed_at = 0.0
+        self.in_order = False  # played back or sent forward: no ready track jumps ahead of it
+        self.replayed = False  # played from the history: no other station's track takes over
 
     def info(self) -> JobInfo:
         return JobInfo(
@@ -342,6 +354,7 @@ class Scheduler:
         seed_source: Callable[[], int] | None = None,
         crossfade_s: float | None = None,
         flow: bool = False,
+        played: PlayHistory | None = None,
     ) -> None:
         if lookahead < 1:
             raise ValueError(f"lookahead must be >= 1 (got {lookahead})")
@@ -352,6 +365,9 @@ class Scheduler:
         self.max_pending = max_pending
         self.max_failures = max(1, max_failures)
         self.flow = flow
+        self.played = played if played is not None else PlayHistory()
+        self._back = BackStack(self.played)
+        self._replaying: _Job | None = None  # a track played back, until it starts
         self._engine_factory = engine_factory
         self._seed_source = seed_source or (lambda: secrets.randbits(31))
         self._real_player: Player | None = player
@@ -527,6 +543,8 @@ class Scheduler:
         self._successor = None
         self._failures = 0
         self._halted = False
+        if self._current is not None:  # a track played back gives way to the new station too
+            self._current.replayed = False
         for job in list(self._upcoming):
             self._cancel_job(job)
         if not self.flow:  # flow continues the playing track, so it needs its codes
@@ -643,13 +661,131 @@ class Scheduler:
 
     def _save(self, job: _Job) -> Path:
         assert job.track is not None
+        return self._save_track(job.track, job.id)
+
+    def _save_track(self, track: CachedTrack, job_id: str) -> Path:
         try:
-            path = self.cache.save(job.track)
+            path = self.cache.save(track)
         except OSError as exc:
             raise LofiError(f"cannot save the track: {exc.strerror or exc}") from exc
-        self._emit(TrackSaved(job.id, path))
+        if self.played.mark_saved(track.key):
+            self._save_played_history()
+        self._emit(TrackSaved(job_id, path))
         self._notice(f"saved {path}", "info")
         return path
+
+    # -- history --------------------------------------------------------------------------------
+
+    def back(self) -> JobInfo:
+        """Play the track heard before the one playing now (see the module docstring); raises
+        LofiError at the start of the history."""
+        now = self._replaying or self._current
+        request = self._back.previous(now.request if now is not None else None)
+        if request is None:
+            raise LofiError("this is the start of the history: there is no earlier track")
+        return self._replay(request, forward=True)
+
+    def play(self, key: str, *, save: bool = False) -> JobInfo:
+        """Play the played track ``key`` now: from the cache, or generated again from its
+        request if its audio is gone. ``save``: save it once it is complete."""
+        entry = self.played.get(key)
+        track = self.cache.track(key) if entry is None else None
+        if entry is None and track is None:
+            raise LofiError("this track is neither in the history nor in the cache")
+        request = entry.request if entry is not None else track.request  # type: ignore[union-attr]
+        return self._replay(request, forward=False, save=save)
+
+    def cached(self, key: str) -> bool:
+        """Whether track ``key``'s audio is in the cache (it plays without generation)."""
+        return key in self.cache
+
+    def save_played(self, key: str) -> Path:
+        """Save the played track ``key`` from the cache to the music folder; its path."""
+        track = self.cache.track(key)
+        if track is None:
+            raise LofiError("this track's audio is no longer in the cache")
+        return self._save_track(track, key)
+
+    def set_liked(self, key: str, liked: bool | None) -> bool:
+        """Mark the played track ``key`` liked (True), disliked (False) or neither (None) in
+        the history, kept across sessions; False if the history has no such track."""
+        changed = self.played.set_liked(key, liked)
+        if changed:
+            self._save_played_history()
+        return changed
+
+    def _save_played_history(self) -> None:
+        """Write the track history off the loop (now, before the scheduler starts)."""
+        if self._loop is None or self._closed:
+            self.played.save()
+        else:
+            self._background(self.played.save)
+
+    def _replay(self, request: TrackRequest, *, forward: bool, save: bool = False) -> JobInfo:
+        """Play ``request``'s track now. ``forward``: what was playing (or about to) goes back
+        to the front of the queue; else it is finished, as a skip does."""
+        job = self._replay_job(request)
+        pending, current = self._replaying, self._current
+        self._player_call(self._player.stop, True)
+        for other in self._upcoming:  # the player forgets them: handed again in turn
+            other.handed = False
+            other.streamed = False
+        if pending is not None and not forward:
+            self._cancel_job(pending)
+        if current is not None:
+            self._current = None
+            self._position = (0.0, 0.0)
+            if forward:
+                self._send_forward(current)
+            else:
+                self._finish(current, JobState.PLAYED)
+        self._to_front(job)
+        self._replaying = job
+        if job.state is not JobState.READY:
+            self._notice("its audio is no longer in the cache: generating it again", "info")
+            self._emit_now(None, 0.0, 0.0)
+            job.save_when_complete = save
+        elif save:
+            try:
+                self._save(job)
+            except LofiError as exc:
+                self._notice(f"not saved: {exc}", "warning")
+        self._pump()
+        return job.info()
+
+    def _to_front(self, job: _Job) -> None:
+        """``job`` plays next (the queue panel orders upcoming tracks by creation)."""
+        job.created = min((j.created for j in self._upcoming), default=job.created) - 1e-3
+        self._upcoming.insert(0, job)
+        self._changed(job)
+
+    def _replay_job(self, request: TrackRequest) -> _Job:
+        """A job for exactly ``request``: ready if the cache has it, else to be generated."""
+        station = Station(
+            request.prompt, request.engine, request.model, request.duration_s, request.params
+        )
+        job = _Job(station, request.seed)
+        job.request = request
+        job.in_order = job.replayed = True
+        track = self.cache.track(request.key)
+        if track is not None:
+            job.track, job.complete, job.state = track, True, JobState.READY
+            self._pin(job)
+        return job
+
+    def _send_forward(self, job: _Job) -> None:
+        """The playing ``job`` waits at the front of the queue: whole if complete, still
+        generating if it streams; a track cut short is generated again."""
+        job.handed = job.streamed = False
+        job.in_order = True
+        if job.complete:
+            job.state = JobState.READY
+        elif not job.cancel.cancelled:
+            job.state = JobState.GENERATING
+        else:
+            self._finish(job, JobState.CANCELLED)
+            job = self._replay_job(job.request)
+        self._to_front(job)
 
     def toggle_pause(self) -> bool:
         """Pause or resume (short fades); returns True when now paused."""
@@ -744,6 +880,8 @@ class Scheduler:
             self._current = None
         if self._successor is job:  # failed or cancelled: the old station carries on
             self._successor = None
+        if self._replaying is job:
+            self._replaying = None
         self._unpin(job)
         self._history.append(job)
         self._changed(job)
@@ -1025,16 +1163,23 @@ class Scheduler:
         if not self._started or self._closed:
             return
         self._complete_hand_over()
-        ready = next((j for j in self._upcoming if j.state is JobState.READY), None)
-        if ready is None and self._upcoming and self._upcoming[0].state is JobState.GENERATING:
-            ready = self._upcoming[0]
+        head = self._upcoming[0] if self._upcoming else None
+        if head is not None and head.in_order:  # played back or sent forward: it goes first
+            ready = head if head.state in (JobState.READY, JobState.GENERATING) else None
+        else:
+            ready = next((j for j in self._upcoming if j.state is JobState.READY), None)
+        if ready is None and head is not None and head.state is JobState.GENERATING:
+            ready = head
         if ready is None or ready.handed:
             return
         current = self._current
         takeover = (
             current is not None
             and not ready.at_boundary
-            and (ready.replaces_current or ready.station != current.station)
+            and (
+                ready.replaces_current
+                or (ready.station != current.station and not current.replayed)
+            )
             and ready.primed_by is not current
         )
         if not ready.complete and not self._can_stream(ready, takeover):
@@ -1165,7 +1310,13 @@ class Scheduler:
         job.handed = False
         job.audio = None
         job.state = JobState.PLAYING
+        job.in_order = False
+        if self._replaying is job:
+            self._replaying = None
         self._current = job
+        self._back.push(job.request)
+        self.played.record(job.request, saved=self.cache.is_saved(job.request.key))
+        self._save_played_history()
         if not job.complete:
             duration_s = max(duration_s, job.duration_s)
         self._position = (0.0, duration_s)

@@ -13,6 +13,7 @@ from pathlib import Path
 from lofitui import events as ev
 from lofitui.audio.types import Audio
 from lofitui.engines.base import Progress
+from lofitui.library.played import PlayHistory
 
 TUI_PROMPT = "lofi hip hop beat, mellow rhodes piano, vinyl crackle, rainy night"
 # a 5000-character prompt: long prompts must stay in their few lines
@@ -41,6 +42,8 @@ class FakeScheduler:
         self.closed = False
         self.has_audio_output = has_audio_output
         self.save_dir = Path("/tmp/lofi-saved")
+        self.played = PlayHistory()
+        self.cached_keys: set[str] = set()  # played tracks whose audio the "cache" holds
         self.output: Audio | None = None  # what heard() returns: set it to show a spectrum
 
     async def start(self) -> None:
@@ -102,6 +105,20 @@ class FakeScheduler:
 
     def retry_audio(self) -> None:
         self.calls.append(("retry_audio",))
+
+    def back(self):
+        self.calls.append(("back",))
+
+    def play(self, key: str, *, save: bool = False):
+        self.calls.append(("play", key, save))
+
+    def cached(self, key: str) -> bool:
+        return key in self.cached_keys
+
+    def save_played(self, key: str):
+        self.calls.append(("save_played", key))
+        self.played.mark_saved(key)
+        return self.save_dir / f"{key[:8]}.wav"
 
     def heard(self, frames: int) -> Audio | None:
         output = self.output

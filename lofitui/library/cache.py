@@ -196,6 +196,32 @@ class TrackCache:
                 return None
         return track, audio
 
+    def track(self, key: str) -> CachedTrack | None:
+        """The cached track ``key`` from its sidecar, without reading its audio (a damaged WAV
+        shows when it is read); None if it is not cached or its sidecar is broken."""
+        with self._lock:
+            if key not in self._entries:
+                return None
+            try:
+                return self._track(key)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("dropping cached track %s: %s", key[:12], exc)
+                self._drop(key)
+                return None
+
+    def played_tracks(self) -> list[tuple[CachedTrack, float]]:
+        """Every cached track that was played, with when it last was, oldest first."""
+        with self._lock:
+            played = sorted(
+                (entry.played, key) for key, entry in self._entries.items() if entry.played
+            )
+        found = []
+        for at, key in played:
+            track = self.track(key)
+            if track is not None:
+                found.append((track, at))
+        return found
+
     def load_audio(self, track: CachedTrack) -> Audio:
         """Read a cached track's audio; a damaged file is dropped and CorruptAudioError raised."""
         if track.audio is not None:

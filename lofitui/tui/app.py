@@ -60,7 +60,13 @@ from lofitui.tui.desktop import DesktopLink, link_desktop
 from lofitui.tui.history import PromptHistory
 from lofitui.tui.keys import app_bindings
 from lofitui.tui.model_download import BackgroundDownload, by_hand, progress_text
-from lofitui.tui.screens import ErrorScreen, FirstRunScreen, HelpScreen, StationEditor
+from lofitui.tui.screens import (
+    ErrorScreen,
+    FirstRunScreen,
+    HelpScreen,
+    PlayedScreen,
+    StationEditor,
+)
 from lofitui.tui.station_form import StationEdit, default_settings
 from lofitui.tui.themes import DEFAULT_THEME, LoadedThemes, load_themes, next_theme
 from lofitui.tui.widgets import NowPlayingView, PromptBar, PromptInput, QueuePanel, StatusBar
@@ -460,6 +466,19 @@ class LofiApp(App[int]):
         except LofiError as exc:
             self.notify(str(exc), title="not saved", severity="warning")
         # the TrackSaved event shows where it went
+
+    def action_back(self) -> None:
+        """The track before this one (MPRIS Previous too)."""
+        if (scheduler := self._live()) is None:
+            return
+        try:
+            scheduler.back()
+        except LofiError as exc:
+            self.notify(str(exc), timeout=4)
+
+    def action_history(self) -> None:
+        if (scheduler := self._live()) is not None and not isinstance(self.screen, PlayedScreen):
+            self.push_screen(PlayedScreen(scheduler))
 
     def action_volume(self, delta: float) -> None:
         scheduler = self.scheduler

@@ -22,7 +22,8 @@ from lofitui.errors import DeviceError, ModelError
 if TYPE_CHECKING:
     from lofitui.audio.types import Audio
     from lofitui.engines.base import Engine, ParamValue
-    from lofitui.events import SchedulerEvent, Station
+    from lofitui.events import JobInfo, SchedulerEvent, Station
+    from lofitui.library.played import PlayHistory
     from lofitui.models.catalog import ModelEntry
     from lofitui.models.download import DownloadProgress
     from lofitui.session import OpenEngine
@@ -52,8 +53,14 @@ class SchedulerLike(Protocol):
     def set_volume(self, volume: float) -> None: ...
     def toggle_mute(self) -> bool: ...
     def retry_audio(self) -> None: ...
+    def back(self) -> JobInfo: ...
+    def play(self, key: str, *, save: bool = False) -> JobInfo: ...
+    def cached(self, key: str) -> bool: ...
+    def save_played(self, key: str) -> Path: ...
     def heard(self, frames: int) -> Audio | None: ...
 
+    @property
+    def played(self) -> PlayHistory: ...
     @property
     def station(self) -> Station | None: ...
     @property
@@ -180,7 +187,7 @@ class Backend:
     def build(self, model_dir: Path | None) -> Built:
         """Open the engine (see :meth:`station_for`), the cache and the audio output; return a
         scheduler for them."""
-        from lofitui.library import TrackCache
+        from lofitui.library import PlayHistory, TrackCache
         from lofitui.scheduler import Scheduler
 
         s = self.settings
@@ -194,6 +201,7 @@ class Backend:
             lookahead=s.lookahead,
             crossfade_s=s.crossfade,
             flow=s.flow,
+            played=PlayHistory.load(cache=cache),
         )
         return Built(scheduler, station, problem)
 

@@ -1,8 +1,18 @@
-"""Modal screens: help, the first-run model download, errors and the station editor."""
+"""Modal screens: help, the first-run model download, errors, the station editor, questions
+and the track history."""
 
+from lofitui.tui.screens.confirm import ConfirmScreen
 from lofitui.tui.screens.error import ErrorScreen
 from lofitui.tui.screens.first_run import FirstRunScreen
 from lofitui.tui.screens.help import HelpScreen
+from lofitui.tui.screens.played import PlayedScreen
 from lofitui.tui.screens.station_editor import StationEditor
 
-__all__ = ["ErrorScreen", "FirstRunScreen", "HelpScreen", "StationEditor"]
+__all__ = [
+    "ConfirmScreen",
+    "ErrorScreen",
+    "FirstRunScreen",
+    "HelpScreen",
+    "PlayedScreen",
+    "StationEditor",
+]
