@@ -13,6 +13,7 @@ from pathlib import Path
 from lofitui import events as ev
 from lofitui.audio.types import Audio
 from lofitui.engines.base import Progress
+from lofitui.library.likes import Likes
 
 TUI_PROMPT = "lofi hip hop beat, mellow rhodes piano, vinyl crackle, rainy night"
 # a 5000-character prompt: long prompts must stay in their few lines
@@ -42,6 +43,7 @@ class FakeScheduler:
         self.has_audio_output = has_audio_output
         self.save_dir = Path("/tmp/lofi-saved")
         self.output: Audio | None = None  # what heard() returns: set it to show a spectrum
+        self.likes = Likes()  # in memory: tests fill it
 
     async def start(self) -> None:
         self.started = True
@@ -106,6 +108,20 @@ class FakeScheduler:
     def heard(self, frames: int) -> Audio | None:
         output = self.output
         return None if output is None else Audio(output.samples[-frames:], output.sample_rate)
+
+    def like_current(self) -> bool:
+        self.calls.append(("like_current",))
+        return True
+
+    def unlike(self, key: str) -> None:
+        self.calls.append(("unlike", key))
+        self.likes.unlike(key)
+
+    def dislike_current(self) -> None:
+        self.calls.append(("dislike_current",))
+
+    def play_liked(self, key: str) -> None:
+        self.calls.append(("play_liked", key))
 
     @property
     def current(self):

@@ -1,7 +1,8 @@
 """Generated tracks on disk: the track cache, saved tracks and the files ``--render`` writes.
 
 - :mod:`~lofitui.library.cache`: the LRU track cache and saving a cached track to the music folder;
-- :mod:`~lofitui.library.files`: readable file names, the sidecar metadata, writing a new track.
+- :mod:`~lofitui.library.files`: readable file names, the sidecar metadata, writing a new track;
+- :mod:`~lofitui.library.likes`: the listener's likes and dislikes per station.
 """
 
 from lofitui.library.cache import CachedTrack, CorruptAudioError, TrackCache, save_track

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from lofitui.audio.types import Audio
     from lofitui.engines.base import Engine, ParamValue
     from lofitui.events import SchedulerEvent, Station
+    from lofitui.library.likes import Likes
     from lofitui.models.catalog import ModelEntry
     from lofitui.models.download import DownloadProgress
     from lofitui.session import OpenEngine
@@ -53,6 +54,12 @@ class SchedulerLike(Protocol):
     def toggle_mute(self) -> bool: ...
     def retry_audio(self) -> None: ...
     def heard(self, frames: int) -> Audio | None: ...
+    def like_current(self) -> bool: ...
+    def unlike(self, key: str) -> None: ...
+    def dislike_current(self) -> None: ...
+    def play_liked(self, key: str) -> None: ...
+
+    likes: Likes
 
     @property
     def station(self) -> Station | None: ...
@@ -181,6 +188,7 @@ class Backend:
         """Open the engine (see :meth:`station_for`), the cache and the audio output; return a
         scheduler for them."""
         from lofitui.library import TrackCache
+        from lofitui.library.likes import Likes
         from lofitui.scheduler import Scheduler
 
         s = self.settings
@@ -194,6 +202,7 @@ class Backend:
             lookahead=s.lookahead,
             crossfade_s=s.crossfade,
             flow=s.flow,
+            likes=Likes.load(),
         )
         return Built(scheduler, station, problem)
 
