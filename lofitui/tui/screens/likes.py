@@ -22,6 +22,7 @@ from textual.widgets.option_list import Option
 
 from lofitui.events import Station
 from lofitui.keymap import DEFAULT_KEYS
+from lofitui.tui.widgets.clamped import ClampedText
 
 if TYPE_CHECKING:
     from lofitui.library.likes import Like
@@ -37,7 +38,7 @@ class LikesScreen(ModalScreen[str | None]):
     DEFAULT_CSS = """
     LikesScreen #likes-list { height: auto; max-height: 50vh; border: none; padding: 0; }
     LikesScreen #likes-list:focus { border: none; }
-    LikesScreen #likes-station { color: $foreground 70%; margin-bottom: 1; }
+    LikesScreen #likes-station { color: $foreground 70%; margin-bottom: 1; max-height: 1; }
     LikesScreen #likes-empty { color: $foreground 60%; }
     LikesScreen #likes-hint { margin-top: 1; color: $foreground 55%; }
     """
@@ -58,7 +59,7 @@ class LikesScreen(ModalScreen[str | None]):
         card = Vertical(id="likes-card", classes="dialog")
         card.border_title = "♥ likes"
         with card:
-            yield Static(Text(self.prompt, no_wrap=True, overflow="ellipsis"), id="likes-station")
+            yield ClampedText(self.prompt, id="likes-station")
             yield OptionList(id="likes-list")
             yield Static(id="likes-empty")
             yield Static("Enter plays · Delete unlikes · Esc closes", id="likes-hint", markup=False)
