@@ -129,6 +129,9 @@ DEFAULT_CONFIG_TEXT = """\
 # "lofi.skip" = "n"
 # "lofi.regenerate" = "r"
 # "lofi.save" = "s"
+# "lofi.like" = "l"
+# "lofi.dislike" = "x"
+# "lofi.likes" = "L"
 # "lofi.volume-up" = "plus,equals_sign"
 # "lofi.volume-down" = "minus"
 # "lofi.mute" = "m"
@@ -310,7 +313,7 @@ def _check_engine_table(engine: str, table: dict[str, Any]) -> tuple[dict[str, A
     return kept, problems
 
 
-_KEY_RE = re.compile(r"^[a-z0-9_+]+(,[a-z0-9_+]+)*$")
+_KEY_RE = re.compile(r"^[A-Za-z0-9_+]+(,[A-Za-z0-9_+]+)*$")  # "L": shift+l
 
 
 def _check_keymap(table: dict[str, Any]) -> tuple[dict[str, str], list[str]]:

@@ -78,6 +78,12 @@ class Station:
             params=dict(self.params),
         )
 
+    @classmethod
+    def of(cls, request: TrackRequest, params: Mapping[str, Any]) -> Station:
+        """The station ``request`` was made on, ``params`` being its settings (a request's own
+        params may hold a flow prime)."""
+        return cls(request.prompt, request.engine, request.model, request.duration_s, params)
+
     @property
     def label(self) -> str:
         """``musicgen · musicgen-small``: the engine and its model (a directory by its name)."""
@@ -104,7 +110,7 @@ class JobInfo:
     ``request`` is what the engine was asked; in flow mode its params carry the engine's prime
     (the previous track's codes, long text): show :attr:`params` (the station's) instead.
     ``handed``: given to the player, not audible yet. ``primed_by``: the job whose codes this
-    one continues (flow mode).
+    one continues (flow mode, or after a like). ``liked``: the listener likes this track.
     """
 
     id: str
@@ -118,6 +124,7 @@ class JobInfo:
     generated_s: float = 0.0  # audio generated so far (streaming); the duration once complete
     handed: bool = False
     primed_by: str | None = None
+    liked: bool = False
 
     @property
     def duration_s(self) -> float:

@@ -53,6 +53,30 @@ KEYS: tuple[KeySpec, ...] = (
         False,
     ),
     KeySpec(
+        "lofi.like",
+        "l",
+        "like",
+        "Like",
+        "like the playing track (again: unlike)",
+        False,
+    ),
+    KeySpec(
+        "lofi.dislike",
+        "x",
+        "dislike",
+        "Dislike",
+        "dislike: skip it and never play it again",
+        False,
+    ),
+    KeySpec(
+        "lofi.likes",
+        "L",
+        "show_likes",
+        "Likes",
+        "the station's likes (Enter plays one)",
+        False,
+    ),
+    KeySpec(
         "lofi.volume-up", "plus,equals_sign", "volume(0.05)", "Vol+", "volume up 5 %", False, "+"
     ),
     KeySpec("lofi.volume-down", "minus", "volume(-0.05)", "Vol-", "volume down 5 %", False, "-"),

@@ -61,7 +61,17 @@ Rules:
   codes of the track before it, so a station plays as one continuous piece (tracks joined by a
   ``FLOW_JOIN_S`` crossfade, 0: gapless); a station change continues the playing track under
   the new prompt (its first track follows the playing one instead of taking over). A track
-  that came from the cache has no codes: the one after it starts afresh.
+  that came from the cache has no codes (unless it is liked: a like keeps them), so the one
+  after it starts afresh.
+- **Steering**: ``like_current`` keeps the playing track's request and settings in the
+  :class:`~lofitui.library.likes.Likes` store (pinned in the cache, so never evicted) and
+  anchors the station on it: the next track generated for the station continues from it (on
+  engines that continue; in flow the next one usually does already). ``play_liked`` plays a
+  liked track again (a cache hit, or the same request generated again) as ``regenerate`` does,
+  makes its settings the station's and lets the next track continue from it.
+  ``dislike_current`` skips the playing track at once, drops what continues it from the queue,
+  and its seed and request are never generated again for the station; in flow the next track
+  continues the last track that was not disliked instead (or starts afresh).
 - **No audio output**: a :class:`~lofitui.audio.player.Player` without a device (none at start,
   or lost: the sound server quit, headphones unplugged) plays on unheard on its clock and retries
   the default device every few seconds (``retry_audio`` asks at once); nothing is re-queued, and
@@ -117,6 +127,7 @@ from lofitui.events import (
     TrackSaved,
 )
 from lofitui.library import CachedTrack, CorruptAudioError, TrackCache, track_metadata
+from lofitui.library.likes import Likes
 from lofitui.library.played import BackStack, PlayHistory
 
 if TYPE_CHECKING:
@@ -303,6 +314,9 @@ class _Job:
         self.streamed = False  # the player holds it while incomplete: chunks go on to it
         self.codes: np.ndarray | None = None  # the engine's codes once complete (flow)
         self.primed_by: _Job | None = None
+        self.liked = False  # kept in step with the likes store by Scheduler._changed
+        self.disliked = False
+        self.replay = False  # a liked track played again: its request is given, never primed
         self.save_when_complete = False
         self.changed_at = 0.0
         self.in_order = False  # played back or sent forward: no ready track jumps ahead of it
@@ -321,6 +335,7 @@ class _Job:
             generated_s=self.duration_s if self.complete else self.generated_s,
             handed=self.handed,
             primed_by=self.primed_by.id if self.primed_by is not None else None,
+            liked=self.liked,
         )
 
     @property
@@ -355,6 +370,7 @@ class Scheduler:
         crossfade_s: float | None = None,
         flow: bool = False,
         played: PlayHistory | None = None,
+        likes: Likes | None = None,
     ) -> None:
         if lookahead < 1:
             raise ValueError(f"lookahead must be >= 1 (got {lookahead})")
@@ -368,6 +384,9 @@ class Scheduler:
         self.played = played if played is not None else PlayHistory()
         self._back = BackStack(self.played)
         self._replaying: _Job | None = None  # a track played back, until it starts
+        self.likes = likes if likes is not None else Likes()  # in memory unless given a store
+        for key in self.likes.liked_keys():  # liked tracks are never evicted
+            cache.pin(key)
         self._engine_factory = engine_factory
         self._seed_source = seed_source or (lambda: secrets.randbits(31))
         self._real_player: Player | None = player
@@ -384,6 +403,7 @@ class Scheduler:
         self._subscribers: list[Callable[[SchedulerEvent], None]] = []
         self._station: Station | None = None
         self._successor: _Job | None = None  # a hand-over's first track, until it can play
+        self._anchor: _Job | None = None  # a liked track the next generated one continues
         self._upcoming: list[_Job] = []
         self._current: _Job | None = None
         self._history: deque[_Job] = deque(maxlen=HISTORY)
@@ -417,6 +437,8 @@ class Scheduler:
                 await asyncio.to_thread(player.start)
         self._attach(player)
         self._started = True
+        if self.likes.problem:
+            self._notice(self.likes.problem, "warning")
         self._pump()
 
     async def aclose(self) -> None:
@@ -467,6 +489,7 @@ class Scheduler:
                 log.exception("scheduler subscriber failed on %r", event)
 
     def _changed(self, job: _Job) -> None:
+        job.liked = self.likes.is_liked(job.request.key)
         self._emit(JobChanged(job.info()))
 
     def _notice(self, message: str, severity: Severity = "info") -> None:
@@ -541,6 +564,7 @@ class Scheduler:
             return
         self._station = station
         self._successor = None
+        self._anchor = None
         self._failures = 0
         self._halted = False
         if self._current is not None:  # a track played back gives way to the new station too
@@ -818,13 +842,128 @@ class Scheduler:
         return player.heard(frames)
 
     # =========================================================================================
+    # Steering: likes and dislikes
+
+    def like_current(self) -> bool:
+        """Like the playing track, or take its like back; True when it is now liked.
+
+        The like keeps its request and settings (saved at once), pins it in the cache and
+        anchors the station on it: the next track generated for the station continues from it.
+        """
+        job = self._current
+        if job is None:
+            raise LofiError("nothing is playing: there is no track to like")
+        key = job.request.key
+        if self.likes.is_liked(key):
+            self.unlike(key)
+            return False
+        self.cache.pin(key)
+        if job.station == self._station and not any(j.primed_by is job for j in self._upcoming):
+            self._anchor = job
+        self._keep(self.likes.like, job.request, dict(job.station.params), job.codes)
+        self.set_liked(key, True)
+        self._changed(job)
+        return True
+
+    def unlike(self, key: str) -> None:
+        """Take back the like of the track ``key`` (the playing one's, or any in the likes)."""
+        if not self.likes.is_liked(key):
+            return
+        self.cache.unpin(key)
+        if self._anchor is not None and self._anchor.request.key == key:
+            self._anchor = None
+        self._keep(self.likes.unlike, key)
+        self.set_liked(key, None)
+        for job in (*([self._current] if self._current else []), *self._upcoming):
+            if job.request.key == key:
+                self._changed(job)
+
+    def dislike_current(self) -> None:
+        """Skip the playing track now (faded, as :meth:`skip`) and avoid its variation: its
+        seed and request are never generated again for the station, a like of it is taken
+        back, and the tracks that continue it (flow) leave the queue."""
+        job = self._current
+        if job is None:
+            raise LofiError("nothing is playing: there is no track to dislike")
+        if job.disliked:  # pressed again before the skip took effect
+            return
+        if self.likes.is_liked(job.request.key):
+            self.cache.unpin(job.request.key)
+        job.disliked = True
+        if self._anchor is job:
+            self._anchor = None
+        self._keep(self.likes.dislike, job.request)
+        self.set_liked(job.request.key, False)
+        self._stop_generating_current()
+        for other in list(self._upcoming):
+            if other is self._successor:
+                continue
+            if self._continues(other, job) or self.likes.is_disliked(other.request):
+                self._cancel_job(other)
+        self._changed(job)
+        self.skip()
+        self._pump()
+
+    def play_liked(self, key: str) -> None:
+        """Play the liked track ``key`` now, taking over as ``regenerate("current")`` does (a
+        cache hit; if it was evicted, the same request is generated again): its settings
+        become the station's and the tracks after it continue from it."""
+        like = self.likes.get(key)
+        if like is None:
+            raise LofiError("that track is not liked any more")
+        request = like.request
+        station = Station.of(request, like.params)
+        station.validate()
+        changed = station != self._station
+        self._station = station
+        self._failures = 0
+        self._halted = False
+        for other in list(self._upcoming):
+            if other is not self._successor:
+                self._cancel_job(other)
+        self._stop_generating_current()
+        job = self._new_job(station, request.seed, replaces_current=True)
+        job.request = request
+        job.replay = True
+        self._anchor = job
+        self._upcoming.insert(0, job)
+        if changed:
+            self._emit(StationChanged(station))
+        self._changed(job)
+        self._pump()
+
+    def _continues(self, job: _Job, source: _Job) -> bool:
+        """Whether ``job`` was primed from ``source``, directly or through upcoming jobs."""
+        prime = job.primed_by
+        while prime is not None and prime is not source and prime in self._upcoming:
+            prime = prime.primed_by
+        return prime is source
+
+    def _keep(self, change: Callable[..., Any], *args: Any) -> None:
+        """A change to the likes store; one that cannot be saved holds for this run (said)."""
+        try:
+            change(*args)
+        except LofiError as exc:
+            self._notice(str(exc), "warning")
+
+    # =========================================================================================
     # The queue
 
     def _new_job(
         self, station: Station, seed: int | None = None, *, replaces_current: bool = False
     ) -> _Job:
-        seed = self._seed_source() if seed is None else seed
+        seed = self._fresh_seed(station) if seed is None else seed
         return _Job(station, seed, replaces_current=replaces_current)
+
+    def _fresh_seed(self, station: Station) -> int:
+        """A seed from the seed source that was never disliked on ``station``."""
+        avoid = self.likes.disliked_seeds(station.prompt)
+        seed = self._seed_source()
+        tries = 1
+        while seed in avoid:  # a source that keeps repeating itself gives way to random ones
+            seed = self._seed_source() if tries < 64 else secrets.randbits(31)
+            tries += 1
+        return seed
 
     def _pending_count(self) -> int:
         return sum(1 for job in self._upcoming if job.state.pending)
@@ -939,17 +1078,35 @@ class Scheduler:
             task.add_done_callback(self._tasks.discard)
 
     def _prime_source(self, job: _Job) -> _Job | None:
-        """Flow: the job that plays right before ``job``, if its codes can prime it."""
+        """The job whose codes prime ``job``: none for a liked track played again (its request
+        is given); the liked track the station is anchored on (once); in flow, the job that
+        plays right before it, passing over disliked ones back to the last kept track."""
+        if job.replay:
+            return None
+        anchor = self._anchor  # not for a new take of the playing track: for the next one
+        if (
+            anchor is not None
+            and not job.replaces_current
+            and anchor.station.lane == job.station.lane
+        ):
+            self._anchor = None
+            if anchor.codes is not None and not anchor.disliked:
+                return anchor
         if not self.flow:
             return None
         order = [*([self._current] if self._current else []), *self._upcoming]
-        i = order.index(job)
-        if i == 0:
+        before = order[: order.index(job)]
+        played = [j for j in self._history if j.state is JobState.PLAYED]
+        if not before and not (played and played[-1].disliked):
+            return None  # nothing plays before it: it starts afresh
+        if before and not before[-1].disliked:
+            prime: _Job | None = before[-1]
+        else:  # pass over the disliked tracks (playing, or just ended) to the last kept one
+            kept = [j for j in (*played, *before) if not j.disliked]
+            prime = kept[-1] if kept else None
+        if prime is None or prime.codes is None or prime.station.lane != job.station.lane:
             return None
-        before = order[i - 1]
-        if before.codes is None or before.station.lane != job.station.lane:
-            return None
-        return before
+        return prime
 
     async def _generate(self, job: _Job, lane: _Lane, prime: _Job | None) -> None:
         assert self._loop is not None
@@ -982,6 +1139,11 @@ class Scheduler:
         self, job: _Job, track: CachedTrack, audio: Audio, codes: np.ndarray | None
     ) -> None:
         """Generation ended: the job is ready (or plays on, complete); the player hears of it."""
+        key = job.request.key
+        if codes is None:  # from the cache: a liked track's kept codes let the next continue
+            codes = self.likes.codes(key)
+        elif self.likes.is_liked(key) and not self.likes.has_codes(key):
+            self.likes.keep_codes(key, codes)
         job.track, job.codes, job.complete = track, codes, True
         job.chunks = []
         problem = self.cache.write_problem

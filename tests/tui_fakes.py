@@ -13,6 +13,7 @@ from pathlib import Path
 from lofitui import events as ev
 from lofitui.audio.types import Audio
 from lofitui.engines.base import Progress
+from lofitui.library.likes import Likes
 from lofitui.library.played import PlayHistory
 
 TUI_PROMPT = "lofi hip hop beat, mellow rhodes piano, vinyl crackle, rainy night"
@@ -45,6 +46,7 @@ class FakeScheduler:
         self.played = PlayHistory()
         self.cached_keys: set[str] = set()  # played tracks whose audio the "cache" holds
         self.output: Audio | None = None  # what heard() returns: set it to show a spectrum
+        self.likes = Likes()  # in memory: tests fill it
 
     async def start(self) -> None:
         self.started = True
@@ -123,6 +125,20 @@ class FakeScheduler:
     def heard(self, frames: int) -> Audio | None:
         output = self.output
         return None if output is None else Audio(output.samples[-frames:], output.sample_rate)
+
+    def like_current(self) -> bool:
+        self.calls.append(("like_current",))
+        return True
+
+    def unlike(self, key: str) -> None:
+        self.calls.append(("unlike", key))
+        self.likes.unlike(key)
+
+    def dislike_current(self) -> None:
+        self.calls.append(("dislike_current",))
+
+    def play_liked(self, key: str) -> None:
+        self.calls.append(("play_liked", key))
 
     @property
     def current(self):

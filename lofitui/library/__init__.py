@@ -3,6 +3,7 @@
 - :mod:`~lofitui.library.cache`: the LRU track cache and saving a cached track to the music folder;
 - :mod:`~lofitui.library.files`: readable file names, the sidecar metadata, writing a new track;
 - :mod:`~lofitui.library.played`: the tracks played, newest first, kept across sessions.
+- :mod:`~lofitui.library.likes`: the listener's likes and dislikes per station.
 """
 
 from lofitui.library.cache import CachedTrack, CorruptAudioError, TrackCache, save_track

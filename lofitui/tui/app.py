@@ -64,6 +64,7 @@ from lofitui.tui.screens import (
     ErrorScreen,
     FirstRunScreen,
     HelpScreen,
+    LikesScreen,
     PlayedScreen,
     StationEditor,
 )
@@ -479,6 +480,47 @@ class LofiApp(App[int]):
     def action_history(self) -> None:
         if (scheduler := self._live()) is not None and not isinstance(self.screen, PlayedScreen):
             self.push_screen(PlayedScreen(scheduler))
+
+    def action_like(self) -> None:
+        if (scheduler := self._live()) is None:
+            return
+        try:
+            liked = scheduler.like_current()
+        except LofiError as exc:
+            self.notify(str(exc), severity="warning", timeout=3)
+            return
+        self.notify("♥ liked" if liked else "like taken back", timeout=3)
+
+    def action_dislike(self) -> None:
+        if (scheduler := self._live()) is None:
+            return
+        try:
+            scheduler.dislike_current()
+        except LofiError as exc:
+            self.notify(str(exc), severity="warning", timeout=3)
+            return
+        self.notify("disliked: skipped, and this station will not play it again", timeout=3)
+
+    def action_show_likes(self) -> None:
+        """The station's liked tracks (a dialog: Enter plays one)."""
+        if (scheduler := self._live()) is None:
+            return
+        station = scheduler.station
+        if station is None:
+            self.notify("no station yet", timeout=3)
+            return
+
+        def chosen(key: str | None) -> None:
+            if key is None or self.scheduler is None:
+                return
+            try:
+                self.scheduler.play_liked(key)
+            except LofiError as exc:
+                self.notify(str(exc), severity="warning")
+
+        likes = scheduler.likes
+        screen = LikesScreen(station.prompt, lambda: likes.liked(station.prompt), scheduler.unlike)
+        self.push_screen(screen, chosen)
 
     def action_volume(self, delta: float) -> None:
         scheduler = self.scheduler

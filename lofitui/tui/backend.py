@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from lofitui.audio.types import Audio
     from lofitui.engines.base import Engine, ParamValue
     from lofitui.events import JobInfo, SchedulerEvent, Station
+    from lofitui.library.likes import Likes
     from lofitui.library.played import PlayHistory
     from lofitui.models.catalog import ModelEntry
     from lofitui.models.download import DownloadProgress
@@ -58,6 +59,12 @@ class SchedulerLike(Protocol):
     def cached(self, key: str) -> bool: ...
     def save_played(self, key: str) -> Path: ...
     def heard(self, frames: int) -> Audio | None: ...
+    def like_current(self) -> bool: ...
+    def unlike(self, key: str) -> None: ...
+    def dislike_current(self) -> None: ...
+    def play_liked(self, key: str) -> None: ...
+
+    likes: Likes
 
     @property
     def played(self) -> PlayHistory: ...
@@ -188,6 +195,7 @@ class Backend:
         """Open the engine (see :meth:`station_for`), the cache and the audio output; return a
         scheduler for them."""
         from lofitui.library import PlayHistory, TrackCache
+        from lofitui.library.likes import Likes
         from lofitui.scheduler import Scheduler
 
         s = self.settings
@@ -202,6 +210,7 @@ class Backend:
             crossfade_s=s.crossfade,
             flow=s.flow,
             played=PlayHistory.load(cache=cache),
+            likes=Likes.load(),
         )
         return Built(scheduler, station, problem)
 

@@ -1,8 +1,9 @@
-"""The now-playing view: prompt, engine/model/seed, elapsed/total with a bar (three parts while
-the track is still being generated), the visualiser (spectrum or level meter)."""
+"""The now-playing view: prompt, engine/model/seed (♥ when liked), elapsed/total with a bar
+(three parts while the track is still being generated), the visualiser (spectrum or level meter)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import RenderableType
@@ -10,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
@@ -184,9 +186,13 @@ class NowPlayingView(Vertical):
             return
         if self.job is None or job.id != self.job.id:
             self.query_one("#np-title", ClampedText).update(job.station.prompt)
-            self.query_one("#np-meta", Static).update(describe(job))
-        elif self.job.generated_s > job.generated_s:
-            job = self.job  # a JobChanged already told of more audio than this snapshot
+            self._show_meta(job)
+        else:
+            if job.liked != self.job.liked:
+                self._show_meta(job)
+            if self.job.generated_s > job.generated_s:
+                # a JobChanged already told of more audio than this snapshot
+                job = replace(self.job, liked=job.liked)
         self.job = job
         progress.active = True
         progress.position = position_s
@@ -198,6 +204,8 @@ class NowPlayingView(Vertical):
     def update_job(self, job: JobInfo) -> None:
         """A newer snapshot of a job (JobChanged): the playing one's generation may have grown."""
         if self.job is not None and job.id == self.job.id:
+            if job.liked != self.job.liked:
+                self._show_meta(job)
             self.job = job
             self._show_generated()
 
@@ -217,6 +225,11 @@ class NowPlayingView(Vertical):
             progress.generated = max(self.job.generated_s, progress.position)
         else:
             progress.generated = None
+
+    def _show_meta(self, job: JobInfo) -> None:
+        text = describe(job)
+        meta = Content.from_markup("[$accent bold]♥ liked[/] · $text", text=text)
+        self.query_one("#np-meta", Static).update(meta if job.liked else Content(text))
 
     def push_level(self, rms: float, peak: float) -> None:
         self.query_one(LevelMeter).push(rms, peak)

@@ -1,7 +1,7 @@
 """The queue panel: the playing track, the ones being made or waiting, and recent failures.
 
 A track handed to the player while still being generated gets a "streaming" line under its
-row: how much of it is generated (``0:18 / 0:30``) and how fast.
+row: how much of it is generated (``0:18 / 0:30``) and how fast. A liked track has a ♥ by its seed.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class QueuePanel(VerticalScroll):
         "queue--bar",
         "queue--bar-empty",
         "queue--error",
+        "queue--liked",
     }
     DEFAULT_CSS = """
     QueuePanel { height: auto; }
@@ -80,6 +81,7 @@ class QueuePanel(VerticalScroll):
     QueuePanel > .queue--bar { color: $primary; }
     QueuePanel > .queue--bar-empty { color: $foreground 15%; }
     QueuePanel > .queue--error { color: $error; }
+    QueuePanel > .queue--liked { color: $accent; text-style: bold; }
     """
 
     def __init__(self, **kwargs: object) -> None:
@@ -148,7 +150,7 @@ class QueuePanel(VerticalScroll):
                 "playing.",
                 style=style("queue--dim"),
             )
-        right = [f"seed {j.request.seed}" for j in jobs]
+        right = [_seed_label(j) for j in jobs]
         right += [self._rate(j) for j in jobs if str(j.state) == "generating" or j.streaming]
         right_width = max(len(r) for r in right)
         width = self.scrollable_content_region.width or self.size.width or 80
@@ -166,7 +168,7 @@ class QueuePanel(VerticalScroll):
                 Text(icon, style=style(cls)),
                 Text(label, style=style(cls)),
                 clamp(Text(job.station.prompt, style=style(prompt_style)), self._column, 1),
-                Text(f"seed {job.request.seed}", style=style("queue--dim")),
+                self._seed_cell(job),
             )
             if job.streaming:
                 grid.add_row(*self._streaming_cells(job))
@@ -175,6 +177,11 @@ class QueuePanel(VerticalScroll):
             elif state == "failed" and job.error:
                 grid.add_row("", "", Text(job.error, style=style("queue--error")), "")
         return grid
+
+    def _seed_cell(self, job: JobInfo) -> Text:
+        style = self.get_component_rich_style
+        seed = Text(f"seed {job.request.seed}", style=style("queue--dim"))
+        return Text.assemble(("♥ ", style("queue--liked")), seed) if job.liked else seed
 
     def _progress_cells(self, job: JobInfo) -> tuple[Text, Text]:
         """The bar with its percentage, and the rate/ETA for the right-hand column."""
@@ -215,3 +222,8 @@ class QueuePanel(VerticalScroll):
     def _rate(self, job: JobInfo) -> str:
         progress = self.progress.get(job.id) or job.progress
         return rate_and_eta(progress) if progress is not None else ""
+
+
+def _seed_label(job: JobInfo) -> str:
+    """``seed 4821``, with a ♥ before it when the track is liked."""
+    return f"{'♥ ' if job.liked else ''}seed {job.request.seed}"
