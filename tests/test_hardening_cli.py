@@ -327,7 +327,8 @@ def test_signals_at_a_spread_of_moments(tmp_path: Path, cli_env: dict, sig: int)
     for n, delay in enumerate((0.0, 0.15, 0.4, 0.8, 1.5)):
         out = tmp_path / f"out{n}"
         args = [sys.executable, "-m", "lofitui", "--render", "piano", "--duration", "1"]
-        args += ["--count", "40", "--seed", "1", "--model", model, "--out", str(out)]
+        # enough tracks that the last signal (1.5 s in) still lands mid-render on a fast machine
+        args += ["--count", "300", "--seed", "1", "--model", model, "--out", str(out)]
         proc = subprocess.Popen(
             args,
             cwd=tmp_path,
