@@ -253,13 +253,11 @@ def parse_config(data: dict[str, Any], *, source: str = "config.toml") -> tuple[
     return replace(Config(), **values), warnings
 
 
-LOUDNESS_OFF = ("off", False)
-
-
 def loudness_target(value: object) -> float | None:
-    """A loudness setting (config.toml or ``--loudness``): a number of LUFS, or off (None)."""
+    """A loudness setting (config.toml or ``--loudness``): a number of LUFS, or off (None:
+    ``"off"`` or ``false``)."""
     text = value.strip().lower() if isinstance(value, str) else value
-    if text in LOUDNESS_OFF:
+    if text is False or text == "off":
         return None
     number = None
     if isinstance(text, (int, float, str)) and not isinstance(text, bool):

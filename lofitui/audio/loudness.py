@@ -10,8 +10,9 @@ pyloudnorm) under a true-peak ceiling (4x oversampled with soxr, then a look-ahe
   :data:`FALL_DB_PER_S` down), so it never steps at a chunk's edge; it settles as the measured
   part grows, and ends where the exact gain is.
 
-Off (``target_lufs`` None), tracks keep the level their engine gave them, and the true-peak
-limiter alone still keeps them from clipping.
+Before the gain, a 10 Hz high-pass takes out any DC offset (inaudible, but it spends the
+headroom the ceiling leaves and clicks where a track starts). Off (``target_lufs`` None), tracks
+keep the level their engine gave them; the high-pass and the limiter still keep them clean.
 
 Mono is measured as it is heard, on both speakers (dual mono: +3 dB over a one-channel meter),
 so a mono and a stereo track at the same target sound equally loud.
@@ -49,6 +50,7 @@ OVERSAMPLING = 4  # BS.1770-4's true peak: 4x oversampling at 48 kHz
 ATTACK_S = 0.005  # the limiter's look-ahead: its gain ramps down over this before a peak
 RELEASE_DB_PER_S = 30.0  # and comes back at this rate after it
 BLOCK_S = 0.4  # BS.1770's gating block
+DC_CUTOFF_HZ = 10.0  # under the lowest note (41 Hz): -0.05 dB at 30 Hz for a 2nd-order filter
 
 
 def integrated_lufs(samples: np.ndarray, sample_rate: int) -> float:
@@ -144,8 +146,8 @@ class Loudness:
 
     def _limited(self, audio: Audio, gain_db: float) -> Audio:
         limiter = TruePeakLimiter(audio.sample_rate, audio.channels, self.ceiling_dbtp)
-        gained = audio.samples * np.float32(_gain(gain_db))
-        out = np.concatenate([limiter.push(gained), limiter.flush()])
+        centred = DcBlocker(audio.sample_rate, audio.channels).process(audio.samples)
+        out = np.concatenate([limiter.push(centred * np.float32(_gain(gain_db))), limiter.flush()])
         return Audio(out, audio.sample_rate)
 
     def stream(
@@ -177,6 +179,7 @@ class LoudnessStream:
         self._measured = 0  # frames in the last measurement
         self._wanted_db: float | None = None  # the gain the last measurement asks for
         self._gain_db = start_db  # the gain reached (None: nothing audible yet)
+        self._dc = DcBlocker(sample_rate, channels)
         self._limiter = TruePeakLimiter(sample_rate, channels, loudness.ceiling_dbtp)
 
     def push(self, chunk: Audio) -> Audio:
@@ -194,7 +197,8 @@ class LoudnessStream:
             if self._measured == 0 or self._frames >= self._measured * REMEASURE_GROWTH:
                 self._measure()
         ramp = self._ramp(chunk.frames)
-        return Audio(self._limiter.push(chunk.samples * ramp[:, None]), self.sample_rate)
+        centred = self._dc.process(chunk.samples)
+        return Audio(self._limiter.push(centred * ramp[:, None]), self.sample_rate)
 
     def flush(self) -> Audio:
         """The rest of the track (the limiter's look-ahead): call once, after the last chunk."""
@@ -226,6 +230,23 @@ class LoudnessStream:
         self.gains_db.append(end)
         steps = np.arange(1, frames + 1) / frames
         return _gain(start + (end - start) * steps).astype(np.float32)
+
+
+class DcBlocker:
+    """A 2nd-order Butterworth high-pass at :data:`DC_CUTOFF_HZ` (scipy's design), its state
+    carried from one :meth:`process` to the next: chunk by chunk equals all at once."""
+
+    def __init__(self, sample_rate: int, channels: int) -> None:
+        from scipy.signal import butter
+
+        self._sos = butter(2, DC_CUTOFF_HZ, "highpass", fs=sample_rate, output="sos")
+        self._state = np.zeros((len(self._sos), 2, channels))
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        from scipy.signal import sosfilt
+
+        out, self._state = sosfilt(self._sos, samples, axis=0, zi=self._state)
+        return out.astype(np.float32)
 
 
 class TruePeakLimiter:
@@ -323,6 +344,7 @@ __all__ = [
     "DEFAULT_TARGET_LUFS",
     "MAX_TARGET_LUFS",
     "MIN_TARGET_LUFS",
+    "DcBlocker",
     "Loudness",
     "LoudnessStream",
     "TruePeakLimiter",
