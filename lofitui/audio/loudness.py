@@ -2,13 +2,13 @@
 pyloudnorm) under a true-peak ceiling (4x oversampled with soxr, then a look-ahead limiter).
 
 - A complete track (:meth:`Loudness.normalise`) gets its exact gain: target minus its measured
-  integrated loudness, then the limiter; when the limiter took loudness off the peaks, one more
-  pass adds it back.
+  integrated loudness, then the limiter; when the limiter took loudness off the peaks, at most
+  two more passes add it back.
 - A track still being generated (:meth:`Loudness.stream`) gets a running estimate: the loudness
   of everything generated so far, measured again as the track grows by a quarter. The gain moves
   towards the estimate in a ramp across each chunk (at most :data:`RISE_DB_PER_S` up and
   :data:`FALL_DB_PER_S` down), so it never steps at a chunk's edge; it settles as the measured
-  part grows, and ends where the exact gain is.
+  part grows, and ends at the gain the whole track measures.
 
 Before the gain, a 10 Hz high-pass takes out any DC offset (inaudible, but it spends the
 headroom the ceiling leaves and clicks where a track starts). Off (``target_lufs`` None), tracks
@@ -50,19 +50,20 @@ OVERSAMPLING = 4  # BS.1770-4's true peak: 4x oversampling at 48 kHz
 ATTACK_S = 0.005  # the limiter's look-ahead: its gain ramps down over this before a peak
 RELEASE_DB_PER_S = 30.0  # and comes back at this rate after it
 BLOCK_S = 0.4  # BS.1770's gating block
+MIN_MEASURED_S = 0.01  # shorter than this, a piece is not measured (-inf: nothing to tell)
 DC_CUTOFF_HZ = 10.0  # under the lowest note (41 Hz): -0.05 dB at 30 Hz for a 2nd-order filter
 
 
 def integrated_lufs(samples: np.ndarray, sample_rate: int) -> float:
     """BS.1770-4 integrated loudness of (frames, channels) float audio as heard (mono on both
     speakers); -inf for silence. Audio shorter than one 400 ms block is measured as one block
-    of its own length."""
+    of its length (in whole milliseconds: pyloudnorm wants at least a block's frames)."""
     samples = np.asarray(samples)
-    if samples.shape[0] == 0:
+    block = min(BLOCK_S, math.floor(samples.shape[0] * 1000 / sample_rate) / 1000)
+    if block < MIN_MEASURED_S:
         return float("-inf")
     if samples.shape[1] != 2:
         samples = to_stereo(samples)
-    block = min(BLOCK_S, samples.shape[0] / sample_rate)
     loudness = _meter(sample_rate, block).integrated_loudness(samples.astype(np.float64))
     return float(loudness) if math.isfinite(loudness) else float("-inf")
 
@@ -160,9 +161,9 @@ class Loudness:
 
 class LoudnessStream:
     """One streamed track normalised as it arrives: :meth:`push` each chunk as the engine
-    yields it, then :meth:`flush` once. The joined output has the input's length; it comes
-    ``delay`` frames late (the limiter's look-ahead and the oversampler's filter), so the first
-    pushes may give fewer frames (or none) and the flush gives the rest.
+    yields it, then :meth:`flush` once. The joined output has the input's length; each push
+    gives back all but the last ~10-20 ms it has had (the limiter's 5 ms look-ahead and its
+    oversampler's filter), and the flush gives the rest.
 
     ``gains_db`` is the running gain at the end of each chunk pushed (before the limiter).
     """
