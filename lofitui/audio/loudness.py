@@ -5,10 +5,10 @@ pyloudnorm) under a true-peak ceiling (4x oversampled with soxr, then a look-ahe
   integrated loudness, then the limiter; when the limiter took loudness off the peaks, at most
   two more passes add it back.
 - A track still being generated (:meth:`Loudness.stream`) gets a running estimate: the loudness
-  of everything generated so far, measured again as the track grows by a quarter. The gain moves
-  towards the estimate in a ramp across each chunk (at most :data:`RISE_DB_PER_S` up and
-  :data:`FALL_DB_PER_S` down), so it never steps at a chunk's edge; it settles as the measured
-  part grows, and ends at the gain the whole track measures.
+  of everything generated so far, measured again as the track grows by a quarter. The gain glides
+  to the estimate (at :data:`RISE_DB_PER_S` up, :data:`FALL_DB_PER_S` down) and holds there, so
+  it never steps, at a chunk's edge or anywhere; it settles as the measured part grows, and ends
+  at the gain the whole track measures.
 
 Before the gain, a 10 Hz high-pass takes out any DC offset (inaudible, but it spends the
 headroom the ceiling leaves and clicks where a track starts). Off (``target_lufs`` None), tracks
@@ -217,20 +217,17 @@ class LoudnessStream:
 
     def _ramp(self, frames: int) -> np.ndarray:
         """Per-frame gains for the next ``frames``: from the gain reached towards the wanted
-        one, linear in dB, at most the rise or fall rate."""
+        one, linear in dB at the rise or fall rate, then held there."""
         wanted = self._wanted_db
         if wanted is None:  # off, or silence so far: nothing to measure, nothing to hear
             self.gains_db.append(0.0)
             return np.ones(frames, np.float32)
         start = wanted if self._gain_db is None else self._gain_db  # the first audible chunk
-        seconds = frames / self.sample_rate
-        end = start + float(
-            np.clip(wanted - start, -FALL_DB_PER_S * seconds, RISE_DB_PER_S * seconds)
-        )
-        self._gain_db = end
-        self.gains_db.append(end)
-        steps = np.arange(1, frames + 1) / frames
-        return _gain(start + (end - start) * steps).astype(np.float32)
+        elapsed = np.arange(1, frames + 1) / self.sample_rate
+        gains = start + np.clip(wanted - start, -FALL_DB_PER_S * elapsed, RISE_DB_PER_S * elapsed)
+        self._gain_db = float(gains[-1])
+        self.gains_db.append(self._gain_db)
+        return _gain(gains).astype(np.float32)
 
 
 class DcBlocker:
