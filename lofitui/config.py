@@ -11,6 +11,7 @@ on the command line over it, and the one :class:`Settings` it returns is handed 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -23,6 +24,7 @@ from typing import Any
 
 from lofitui import paths
 from lofitui.atomic import write_bytes_atomic
+from lofitui.audio.loudness import DEFAULT_TARGET_LUFS, MAX_TARGET_LUFS, MIN_TARGET_LUFS
 from lofitui.devices import DEVICE_CHOICES
 from lofitui.engines.base import Param, ParamValue
 from lofitui.engines.registry import ENGINES, engine_class, engine_params
@@ -64,6 +66,7 @@ class Config:
     flow: bool = False
     cache_max_gb: float = 2.0
     volume: float = 0.8
+    loudness: float | None = DEFAULT_TARGET_LUFS  # LUFS every track is brought to; None: off
     theme: str = "lofi"
     visualiser: str = "spectrum"
     mpris: bool = True
@@ -118,6 +121,8 @@ DEFAULT_CONFIG_TEXT = """\
 # flow = false               # true: each track continues the last (MusicGen), no crossfade
 # cache_max_gb = 2.0         # generated tracks kept on disk before the oldest are dropped
 # volume = 0.8               # 0.0 - 1.0
+# loudness = -14.0           # every track at this loudness (LUFS, -40 to -5), peaks under
+#                            # -1 dBTP; "off": as the engine made it (peaks still limited)
 # theme = "lofi"             # lofi, midnight, paper, any Textual theme, or a file you add
 #                            # to the themes/ folder next to this file ("t" cycles and saves it)
 # visualiser = "spectrum"    # spectrum, meter or off ("v" cycles and saves it)
@@ -248,8 +253,32 @@ def parse_config(data: dict[str, Any], *, source: str = "config.toml") -> tuple[
     return replace(Config(), **values), warnings
 
 
+def loudness_target(value: object) -> float | None:
+    """A loudness setting (config.toml or ``--loudness``): a number of LUFS, or off (None:
+    ``"off"`` or ``false``)."""
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text is False or text == "off":
+        return None
+    number = None
+    if isinstance(text, (int, float, str)) and not isinstance(text, bool):
+        with contextlib.suppress(ValueError):
+            number = float(text)
+    if number is None or not MIN_TARGET_LUFS <= number <= MAX_TARGET_LUFS:
+        raise UsageError(
+            f"loudness must be a number of LUFS between {MIN_TARGET_LUFS:g} and "
+            f'{MAX_TARGET_LUFS:g}, or "off" (got {value!r})'
+        )
+    return number
+
+
 def _check(key: str, value: Any) -> str | None:
     """None if ``value`` is acceptable for ``key``, else what it must be."""
+    if key == "loudness":
+        try:
+            loudness_target(value)
+        except UsageError as exc:
+            return str(exc).removeprefix("loudness must be ").rsplit(" (got", 1)[0]
+        return None
     kind, describe = _KINDS[key]
     if kind is bool:
         return None if isinstance(value, bool) else describe
@@ -287,6 +316,8 @@ def _check(key: str, value: Any) -> str | None:
 def _normalise(key: str, value: Any) -> Any:
     if key == "prompts":
         return tuple(p.strip() for p in value)
+    if key == "loudness":
+        return loudness_target(value)
     if key in ("duration", "crossfade", "cache_max_gb", "volume"):
         return float(value)
     if key == "device":
@@ -373,6 +404,7 @@ class Settings:
     theme: str
     visualiser: str
     keymap: Mapping[str, str]
+    loudness: float | None  # target LUFS; None: off
     params: Mapping[str, ParamValue] = field(default_factory=dict)
     flow: bool = False
     offline: bool = False
@@ -416,6 +448,7 @@ def build_settings(
         "flow": config.flow,
         "cache_max_gb": config.cache_max_gb,
         "volume": config.volume,
+        "loudness": loudness_target(laid["loudness"]) if "loudness" in laid else config.loudness,
         "theme": config.theme,
         "visualiser": config.visualiser,
         "mpris": config.mpris,

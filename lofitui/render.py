@@ -1,5 +1,6 @@
 """Headless rendering: requests → engine stream → WAV files with sidecar JSON, or one WAV stream
-on stdout, with rich progress on stderr."""
+on stdout, with rich progress on stderr. Every track is normalised (:mod:`lofitui.audio.loudness`):
+a file at its exact gain once complete, the stdout stream with the running gain as it comes."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from rich.progress import (
 )
 
 from lofitui.atomic import sweep_stale_parts
+from lofitui.audio.loudness import Loudness, LoudnessStream
 from lofitui.audio.types import Audio
 from lofitui.audio.wav import MAX_DATA_BYTES, WavStream
 from lofitui.engines.base import CancelToken, Engine, TrackRequest
@@ -57,6 +59,7 @@ class RenderJob:
     out_dir: Path = Path(".")
     format: str = "wav"
     params: dict[str, Any] = field(default_factory=dict)
+    loudness: Loudness = field(default_factory=Loudness)
 
     def validate(self) -> None:
         if not self.prompt.strip():
@@ -258,8 +261,10 @@ def render(
                 parts.append(event.audio)
                 continue
             request = requests[event.index]
-            audio, parts = Audio.join(parts), []
+            audio, loudness = job.loudness.normalise(Audio.join(parts))
+            parts = []
             metadata = track_metadata(request, engine, audio, event.seconds)
+            metadata["loudness"] = loudness
             try:
                 path = write_track(out_dir, request, audio, metadata)
             except OSError as exc:  # nothing of this track is left; the earlier ones are whole
@@ -301,18 +306,27 @@ def render_stream(
         )
     wav = WavStream(write, frames, engine.sample_rate, engine.channels)
     wav.start()
+    level: LoudnessStream | None = None  # the track being written's
     with _generating(engine, requests, console) as (bars, gen):
         for event in gen:
             end = (event.index + 1) * per_track
+            if level is None:
+                level = job.loudness.stream(engine.sample_rate, engine.channels)
             if isinstance(event, Chunk):
-                room = end - wav.written
-                audio = event.audio
-                if audio.frames > room:
-                    audio = Audio(audio.samples[:room], audio.sample_rate)
-                wav.write(audio)
+                _write_within(wav, level.push(event.audio), end)
             else:
+                _write_within(wav, level.flush(), end)
+                level = None
                 wav.pad(end - wav.written)
                 bars.finish(event.index, "→ stdout")
+
+
+def _write_within(wav: WavStream, audio: Audio, end: int) -> None:
+    """``audio`` into the stream, cut where the track must end (frame ``end``)."""
+    room = end - wav.written
+    if audio.frames > room:
+        audio = Audio(audio.samples[:room], audio.sample_rate)
+    wav.write(audio)
 
 
 class _Bars:

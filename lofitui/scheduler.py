@@ -57,6 +57,10 @@ Rules:
   The cache and the library only ever see complete tracks: a track is written when its
   generation ends, and skipping, cancelling or a station change stops its generation and
   leaves nothing. Saving a track still generating saves it once complete.
+- **Loudness** (:mod:`lofitui.audio.loudness`): the chunks handed to the player are normalised
+  in the worker as they come (a running gain that settles, then the true-peak limiter); the
+  complete track is cached at its exact gain, so a cache hit plays at the same level, and one
+  cached at another target (or before lofi normalised) is brought to this one when read.
 - **Flow** (``flow=True``, engines with ``continuation_params``): each track is primed with the
   codes of the track before it, so a station plays as one continuous piece (tracks joined by a
   ``FLOW_JOIN_S`` crossfade, 0: gapless); a station change continues the playing track under
@@ -109,6 +113,7 @@ from lofitui.audio.events import (
     TrackFinished,
     TrackStarted,
 )
+from lofitui.audio.loudness import Loudness
 from lofitui.audio.silent import SilentPlayer
 from lofitui.audio.transport import Transport
 from lofitui.audio.types import Audio
@@ -188,6 +193,14 @@ def can_start(generated_s: float, duration_s: float, rate: float, ahead_s: float
 
 
 MAX_SLOWDOWN = 5.0  # a unit at the end of a track costs at most 6x one at its start
+
+
+def _end_gain(prime: _Job | None) -> float | None:
+    """Flow: the loudness gain the track a job continues was given (its own glides from it)."""
+    if prime is None or prime.track is None:
+        return None
+    record = prime.track.metadata.get("loudness") or {}
+    return record.get("gain_db")
 
 
 class _Pace:
@@ -371,6 +384,7 @@ class Scheduler:
         flow: bool = False,
         played: PlayHistory | None = None,
         likes: Likes | None = None,
+        loudness: Loudness | None = None,
     ) -> None:
         if lookahead < 1:
             raise ValueError(f"lookahead must be >= 1 (got {lookahead})")
@@ -387,6 +401,7 @@ class Scheduler:
         self.likes = likes if likes is not None else Likes()  # in memory unless given a store
         for key in self.likes.liked_keys():  # liked tracks are never evicted
             cache.pin(key)
+        self.loudness = loudness or Loudness()
         self._engine_factory = engine_factory
         self._seed_source = seed_source or (lambda: secrets.randbits(31))
         self._real_player: Player | None = player
@@ -1178,7 +1193,7 @@ class Scheduler:
                 job.request = replace(job.request, params=params)
         found = self.cache.fetch(job.request)
         if found is not None:
-            return (*found, False, None)
+            return (*self._at_level(*found), False, None)
         engine = self._engine(job, lane)
         job.cancel.check()
         loop = self._loop
@@ -1186,14 +1201,20 @@ class Scheduler:
         started = time.perf_counter()
         pace = _Pace(job.duration_s, lane.slowdown)
         stream = engine.stream(job.request, self._progress_reporter(job, pace), job.cancel)
+        level = self.loudness.stream(engine.sample_rate, engine.channels, _end_gain(prime))
         chunks: list[Audio] = []
+
+        def hand(chunk: Audio) -> None:
+            if chunk.frames:
+                with contextlib.suppress(RuntimeError):  # the loop is closing
+                    loop.call_soon_threadsafe(self._on_chunk, job, chunk, pace.rate())
+
         try:
             for chunk in stream:
                 job.cancel.check()
                 chunks.append(chunk)
                 pace.chunk(chunk.duration_s)
-                with contextlib.suppress(RuntimeError):  # the loop is closing
-                    loop.call_soon_threadsafe(self._on_chunk, job, chunk, pace.rate())
+                hand(level.push(chunk))
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
@@ -1202,10 +1223,21 @@ class Scheduler:
         learned = pace.fitted_slowdown()
         if learned is not None:  # the next tracks of this model start by what this one showed
             lane.slowdown = learned if not lane.slowdown else (lane.slowdown + learned) / 2
-        audio = Audio.join(chunks)
+        hand(level.flush())
+        audio, loudness = self.loudness.normalise(Audio.join(chunks))
         codes = getattr(stream, "codes", None)
         metadata = track_metadata(job.request, engine, audio, time.perf_counter() - started)
+        metadata["loudness"] = loudness
         return self.cache.put(job.request, audio, metadata), audio, True, codes
+
+    def _at_level(self, track: CachedTrack, audio: Audio) -> tuple[CachedTrack, Audio]:
+        """Worker thread: a cached track at this scheduler's loudness (one cached at another
+        level is normalised and stored again, once)."""
+        if self.loudness.applied_to(track.metadata):
+            return track, audio
+        audio, loudness = self.loudness.normalise(audio)
+        metadata = {**track.metadata, "loudness": loudness}
+        return self.cache.put(track.request, audio, metadata), audio
 
     def _engine(self, job: _Job, lane: _Lane) -> Engine:
         if lane.engine is None:

@@ -17,13 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lofitui.engines.acestep import (
-    TARGET_PEAK,
-    AceStepEngine,
-    AceStepSettings,
-    read_config,
-    scale_to_peak,
-)
+from lofitui.engines.acestep import AceStepEngine, AceStepSettings, read_config
 from lofitui.engines.acestep_text import caption_text, lyric_text, metas
 from lofitui.engines.base import CancelToken, Engine, TrackRequest
 from lofitui.engines.flow import shifted_schedule
@@ -202,8 +196,9 @@ def test_waveform_parity(case, tile_frames):
     _, engine, s, ref = case
     audio = engine.render(s, noise=ref["noise"], tile_frames=tile_frames)
     assert audio.sample_rate == 48000 and audio.channels == 2
-    np.testing.assert_allclose(audio.samples.T, ref["audio"][0], atol=ATOL, rtol=0)
-    assert np.max(np.abs(audio.samples)) == pytest.approx(TARGET_PEAK, abs=1e-6)
+    # The VAE's waveform: the reference pipeline's -1 dBFS peak normalisation is left to lofi's
+    # loudness normalisation (tests/test_loudness.py).
+    np.testing.assert_allclose(audio.samples.T, ref["vae_audio"][0], atol=ATOL, rtol=0)
 
 
 def test_tiled_decode_equals_one_pass_on_a_long_latent(turbo):
@@ -212,17 +207,6 @@ def test_tiled_decode_equals_one_pass_on_a_long_latent(turbo):
     tiled = turbo.decode(latents, tile_frames=10)
     assert tiled.shape == whole.shape == (2, 97 * 1920)
     np.testing.assert_allclose(tiled, whole, atol=1e-5, rtol=0)
-
-
-def test_normalize_peak():
-    def normalize_peak(x: np.ndarray) -> np.ndarray:
-        return scale_to_peak(x, float(np.max(np.abs(x))))
-
-    loud = np.array([[0.5, -3.0], [1.0, 2.0]], np.float32)
-    quiet = np.array([[0.1, -0.2]], np.float32)
-    assert np.max(np.abs(normalize_peak(loud))) == pytest.approx(TARGET_PEAK)
-    np.testing.assert_allclose(normalize_peak(quiet), quiet * (TARGET_PEAK / 0.2), rtol=1e-6)
-    assert not np.any(normalize_peak(np.zeros((2, 4), np.float32)))
 
 
 # -- the Engine protocol ---------------------------------------------------------------------

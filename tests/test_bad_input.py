@@ -74,6 +74,7 @@ def _ace(id: str, *args: str, code: int = 2, says: str = "", model: str = "{ace}
 NOT_FOUND = "not found"  # at a limit: accepted, so the missing model is what stops the run
 TEMPERATURE = "temperature must be between 0.01 and 100"
 GUIDANCE = "guidance must be between 1 and 100"
+LOUDNESS = 'loudness must be a number of LUFS between -40 and -5, or "off"'
 
 NUMBER_CASES = [
     _num("duration-below-min", "--duration", "0.999", says="between 1 and 600"),
@@ -111,6 +112,12 @@ NUMBER_CASES = [
     ),
     _num("seed-series-at-max", "--seed", str(2**63 - 2), "--count", "2", code=0),
     _num("seed-float", "--seed", "1e3", says="invalid int value: '1e3'"),
+    _num("loudness-min", "--loudness=-40", says=NOT_FOUND, model=MISSING),
+    _num("loudness-past-max", "--loudness", "-4.9", says=LOUDNESS),
+    _num("loudness-positive", "--loudness", "3", says=LOUDNESS),
+    _num("loudness-word", "--loudness", "loud", says=LOUDNESS),
+    _num("loudness-nan", "--loudness", "nan", says=LOUDNESS),
+    _num("loudness-off", "--loudness", "OFF", says=NOT_FOUND, model=MISSING),
     _num("seed-5000-digits", "--seed", "9" * 5000, says="invalid int value"),
     _num("threads-negative", "--threads", "-1", says="threads must be >= 0"),
     _num("threads-zero", "--threads", "0", code=0),
@@ -308,6 +315,7 @@ CONFIG_CASES = [
     _config("volume-past-max", "volume = 1.5\n", "volume must be a number between 0 and 1"),
     _config("volume-inf", "volume = inf\n", "volume must be a number between 0 and 1"),
     _config("volume-bool", "volume = true\n", "volume must be a number"),
+    _config("loudness-word", 'loudness = "quiet"\n', LOUDNESS),
     _config("cache-inf", "cache_max_gb = inf\n", "cache_max_gb must be a number of GB"),
     _config("cache-huge", "cache_max_gb = 1e300\n", "cache_max_gb must be a number of GB"),
     _config("cache-negative", "cache_max_gb = -1\n", "cache_max_gb must be"),

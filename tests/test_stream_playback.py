@@ -153,6 +153,11 @@ def musicgen_chunk_ends(duration_s: float) -> list[float]:
     return [float(x) / rate for x in np.cumsum(sizes)]
 
 
+# The loudness limiter (lofitui/audio/loudness.py) hands on each chunk but its last ~20 ms (5 ms
+# of look-ahead and the 4x oversampler's filter) until the next chunk or the end comes.
+LIMITER_HOLD_S = 0.025
+
+
 def test_musicgen_chunks_keep_the_bound_the_start_rule_assumes() -> None:
     ends = musicgen_chunk_ends(30.0)
     assert ends[:5] == pytest.approx([0.3, 0.6, 1.2, 2.2, 3.2]) and ends[-1] == 30.0
@@ -285,9 +290,10 @@ async def test_playback_starts_long_before_generation_ends(make, tmp_path: Path)
     at, playing = events.first_playing(s.current.id)
     assert playing.generated_s < playing.duration_s, "it plays while it is still generated"
     assert playing.streaming
-    # The tiny model is ~19x real time: the track is handed over with its first 0.3 s chunk.
+    # The tiny model is ~19x real time: the track is handed over with its first 0.3 s chunk,
+    # less what the loudness limiter holds back until the next chunk comes (LIMITER_HOLD_S).
     handed = next(j for _, j in events.jobs(playing.id) if j.handed)
-    assert handed.generated_s == pytest.approx(0.3)
+    assert 0.3 - LIMITER_HOLD_S <= handed.generated_s < 0.3
     assert at - asked < 3.0
     job = playing.id
     await until(lambda: s.job(job).path is not None, what="generation ends")
@@ -315,7 +321,7 @@ async def test_a_slower_than_real_time_engine_starts_late_and_never_buffers(make
     r = 0.5
     predicted = next(g for g in musicgen_chunk_ends(4.0) if can_start(g, 4.0, r))
     assert predicted == pytest.approx(3.2)
-    assert playing.generated_s == pytest.approx(predicted, abs=0.01), "five chunks, not one"
+    assert predicted - LIMITER_HOLD_S <= playing.generated_s < predicted, "five chunks, not one"
     assert at - asked == pytest.approx(predicted / r, abs=1.0)
     job = playing.id
     await until(lambda: s.job(job).state is S.PLAYED, timeout=30, what="it plays to the end")

@@ -1,7 +1,9 @@
-"""Audio: samples, WAV I/O, resampling, mixing, and playback.
+"""Audio: samples, WAV I/O, resampling, mixing, loudness, and playback.
 
 Import rule: modules here import only each other, :mod:`lofitui.errors` and
-:mod:`lofitui.atomic` (plus numpy, soxr, soundfile and sounddevice); nothing above them.
+:mod:`lofitui.atomic` (plus numpy, soxr, soundfile, sounddevice, pyloudnorm and scipy); nothing
+above them. ``loudness`` brings every track to one integrated loudness under a true-peak
+ceiling, where the audio is made (never in the audio callback).
 
 Playback is split by job:
 

@@ -190,6 +190,7 @@ def render_files(settings: Settings, given: Mapping[str, Any]) -> int:
 def _render_files(settings: Settings, given: Mapping[str, Any]) -> int:
     """:func:`render_files` within its signal handlers."""
     from lofitui import session
+    from lofitui.audio.loudness import Loudness
     from lofitui.cli import prompts
     from lofitui.engines.base import TrackRequest
     from lofitui.engines.registry import engine_class
@@ -203,6 +204,7 @@ def _render_files(settings: Settings, given: Mapping[str, Any]) -> int:
         out_dir=given.get("out", Path(".")),
         format=given.get("format", "wav"),
         params=dict(settings.params),
+        loudness=Loudness(settings.loudness),
     )
     # Everything checkable without the model is checked before loading it (which takes seconds).
     job.validate()

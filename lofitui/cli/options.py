@@ -142,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"CPU threads for inference (0 = onnxruntime default; at most "
         f"{THREADS_PER_CORE} x the CPU cores)",
     )
+    parser.add_argument(
+        "--loudness",
+        type=_text,
+        metavar="LUFS|off",
+        help="bring every track to this integrated loudness (-40 to -5 LUFS; default: "
+        "config.toml's loudness, -14), peaks under -1 dBTP; off: the engine's own level",
+    )
     _add_engine_groups(parser)
     models = parser.add_argument_group("models")
     models.add_argument(

@@ -9,11 +9,13 @@ and onnxruntime only. The computation is diffusers' ``AceStepPipeline`` for text
    -> the packed cross-attention sequence;
 4. flow matching from noise over the shifted schedule (:mod:`lofitui.engines.flow`), one
    ``transformer`` call per evaluation (batched [cond; null] where guidance applies);
-5. ``vae_decoder`` in overlapping tiles -> 48 kHz stereo, peak-normalised to -1 dBFS.
+5. ``vae_decoder`` in overlapping tiles -> 48 kHz stereo, as the VAE makes it: the reference
+   pipeline's -1 dBFS peak normalisation is left to lofi's shared loudness normalisation
+   (:mod:`lofitui.audio.loudness`), which every engine's tracks go through.
 
-``stream`` yields the track tile by tile. The -1 dBFS normalisation is one gain for the whole
-track (the reference's), so the tiles are handed out once the last one is decoded and its peak
-known; ``generate`` is the joined stream.
+``stream`` yields the track tile by tile, once the last tile is decoded: a tile is 5 s, longer
+than the scheduler's chunk bound (``scheduler.CHUNK_S``), so tiles decoded one by one slower
+than real time could run a playing track dry. ``generate`` is the joined stream.
 """
 
 from __future__ import annotations
@@ -56,8 +58,6 @@ ENGINE_NAME = "ace-step"
 SUPPORTED_FORMAT_VERSIONS = (1,)
 MIN_DURATION_S = 5.0
 MAX_DURATION_S = 240.0
-# -1 dBFS, the loudness the reference pipeline normalises every track to.
-TARGET_PEAK = 10.0 ** (-1.0 / 20.0)
 # VAE tiles: the decoder's receptive field is about +-9 latent frames, so 16 frames of overlap on
 # each side make tiled decoding equal to one pass up to float rounding. 128 + 2*16 frames keep
 # the largest activation of the full-size decoder near 160 MB (one pass over 60 s: ~1.5 GB).
@@ -267,21 +267,6 @@ def _as_float(name: str, value: Any) -> float:
     return number
 
 
-def scale_to_peak(audio: np.ndarray, peak: float) -> np.ndarray:
-    """The reference's two-stage normalisation (anti-clip, then -1 dBFS) of a piece of a
-    [channels, samples] track whose whole peak is ``peak``.
-
-    The same float32 operations on every sample, so normalising tile by tile equals normalising
-    the joined track exactly (after the anti-clip division the peak is exactly 1).
-    """
-    audio = audio.astype(np.float32, copy=True)
-    if peak > 1.0:
-        audio /= np.float32(peak)
-        peak = 1.0
-    audio *= np.float32(TARGET_PEAK / max(peak, 1e-6))
-    return audio
-
-
 class AceStepEngine(EngineBase):
     """A loaded ACE-Step 1.5 model (turbo, base or SFT) that follows the Engine protocol."""
 
@@ -413,8 +398,8 @@ class AceStepEngine(EngineBase):
         cancel: CancelToken | None = None,
         tile_frames: int | None = TILE_FRAMES,
     ) -> Iterator[Audio]:
-        """:meth:`render` tile by tile: one chunk per VAE tile, normalised with the track's
-        peak (so the chunks come once every tile is decoded; cancellable between tiles)."""
+        """:meth:`render` tile by tile: one chunk per VAE tile, all once the last is decoded
+        (see the module docstring; cancellable between tiles)."""
         settings.validate()
         rng = np.random.default_rng(settings.seed)
         length = self.latent_length(settings.duration_s)
@@ -460,10 +445,9 @@ class AceStepEngine(EngineBase):
             cancel=cancel,
         )
         tiles = list(self.decode_tiles(latents, tile_frames=tile_frames, cancel=cancel))
-        peak = max((float(np.max(np.abs(t))) for t in tiles if t.size), default=0.0)
         for tile in tiles:
             _check(cancel)
-            yield Audio(scale_to_peak(tile, peak).T.copy(), self.sample_rate)
+            yield Audio(tile.T.copy(), self.sample_rate)
 
     def guidance(self, settings: AceStepSettings) -> Guidance:
         """Turbo models have guidance distilled in: the scale is forced to 1, as diffusers does."""

@@ -194,6 +194,7 @@ class Backend:
     def build(self, model_dir: Path | None) -> Built:
         """Open the engine (see :meth:`station_for`), the cache and the audio output; return a
         scheduler for them."""
+        from lofitui.audio.loudness import Loudness
         from lofitui.library import PlayHistory, TrackCache
         from lofitui.library.likes import Likes
         from lofitui.scheduler import Scheduler
@@ -211,6 +212,7 @@ class Backend:
             flow=s.flow,
             played=PlayHistory.load(cache=cache),
             likes=Likes.load(),
+            loudness=Loudness(s.loudness),
         )
         return Built(scheduler, station, problem)
 

@@ -20,10 +20,10 @@ import time
 
 import numpy as np
 
+from lofitui.audio.loudness import integrated_lufs
 from lofitui.engines.base import BUILTIN_MODEL, TrackRequest
 from lofitui.engines.runtime import RuntimeOptions
 from lofitui.engines.synth import SynthEngine
-from lofitui.engines.synth.loudness import integrated_lufs
 
 PROMPTS = (
     "lofi hip hop, rhodes, vinyl crackle",
@@ -52,7 +52,7 @@ def bench(prompt: str, duration: float, seed: int) -> tuple[float, float, float,
         duration / wall_s,
         float(first or 0.0),
         float(first_cpu or 0.0),
-        integrated_lufs(audio),
+        integrated_lufs(audio, engine.sample_rate),
     )
 
 

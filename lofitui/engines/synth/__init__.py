@@ -3,9 +3,9 @@
 Split by job: ``prompt`` (words and seed → plan), ``harmony`` (progressions, voicings),
 ``voices`` (electric piano, piano, pad, guitar, bass), ``drums`` (kit and patterns),
 ``texture`` (vinyl, rain), ``arrange`` (the form, every note placed), ``mixer`` (bars to
-sound), ``dsp`` and ``loudness`` (the signal blocks), ``engine`` (the Engine contract).
+sound), ``dsp`` (the signal blocks), ``engine`` (the Engine contract).
 """
 
-from lofitui.engines.synth.engine import BUILTIN_MODEL, TARGET_LUFS, SynthEngine
+from lofitui.engines.synth.engine import BUILTIN_MODEL, MIX_LUFS, SynthEngine
 
-__all__ = ["BUILTIN_MODEL", "TARGET_LUFS", "SynthEngine"]
+__all__ = ["BUILTIN_MODEL", "MIX_LUFS", "SynthEngine"]

@@ -1,8 +1,10 @@
 """The built-in engine: lofi synthesised from the prompt with numpy, no model files.
 
 ``load`` takes milliseconds (there is nothing to read), so it can play while a neural model is
-still downloading. Tracks are 48 kHz stereo at about -16 LUFS integrated (BS.1770), peaks below
-1.0, streamed one bar at a time; the same request gives the same samples.
+still downloading. Tracks are 48 kHz stereo mixed at about -16 LUFS integrated (BS.1770, the level
+its soft clipper is voiced for; the player and the renderer then bring every track to the
+listener's target), peaks below 1.0, streamed one bar at a time; the same request gives the same
+samples.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from lofitui.audio.loudness import integrated_lufs
 from lofitui.audio.types import Audio
 from lofitui.engines.base import (
     BUILTIN_MODEL,
@@ -26,17 +29,16 @@ from lofitui.engines.base import (
 )
 from lofitui.engines.synth.arrange import Arrangement, arrange
 from lofitui.engines.synth.dsp import SR
-from lofitui.engines.synth.loudness import block_powers, gated_lufs
 from lofitui.engines.synth.mixer import Mixer, Studio
 from lofitui.engines.synth.prompt import MAX_BPM, MIN_BPM, Plan, plan_for
 
 if TYPE_CHECKING:
     from lofitui.engines.runtime import RuntimeOptions
 
-TARGET_LUFS = -16.0
+MIX_LUFS = -16.0
 # Versions of the sound: bumped whenever a change alters the samples of a request, so cached
 # tracks and sidecars say which synthesiser made them.
-SOUND_VERSION = 1
+SOUND_VERSION = 2  # 2: the mix level is measured with the shared meter (pyloudnorm)
 
 PARAMS = (
     Param(
@@ -51,38 +53,42 @@ PARAMS = (
 )
 
 
-def _loop_powers(plan: Plan, arrangement: Arrangement, studio: Studio) -> tuple[np.ndarray, int]:
-    """Block powers of the first two bars of the main loop (rendered after the bar before
-    them, for the notes and the room still sounding) and the count of bars they stand for;
-    nothing when the track opens on its loop."""
+def _loop_bars(plan: Plan, arrangement: Arrangement, studio: Studio) -> tuple[np.ndarray, int]:
+    """The first two bars of the main loop (rendered after the bar before them, for the notes
+    and the room still sounding) and the count of bars they stand for; nothing when the track
+    opens on its loop."""
     bars = arrangement.bars
     loop = next((i for i, bar in enumerate(bars) if bar.section == "A"), None)
     if loop is None or bars[0].section == "A":
-        return np.zeros(0), 0
+        return np.zeros((0, 2), np.float32), 0
     mixer = Mixer(plan, arrangement, studio, 1.0, loop - 1)
     mixer.render_raw()
     loop_bars = [mixer.render_raw()[1] for _ in range(min(2, len(bars) - loop))]
     opening = sum(1 for bar in bars if bar.section == bars[0].section)
-    return block_powers(np.concatenate(loop_bars)), len(bars) - opening
+    return np.concatenate(loop_bars), len(bars) - opening
 
 
 def _calibration_gain(
     arrangement: Arrangement, first_bar: np.ndarray, loop: tuple[np.ndarray, int]
 ) -> float:
-    """The gain that puts the whole track at TARGET_LUFS, estimated before any of it is
+    """The gain that puts the whole track at MIX_LUFS, estimated before any of it is
     streamed: the first bar (before its gain) stands for its section, the main loop's first
-    bars (:func:`_loop_powers`) for every other bar."""
+    bars (:func:`_loop_bars`) for every other bar; their loudness is averaged as power, each
+    weighted by the bars it stands for."""
     bars = arrangement.bars
-    powers = [block_powers(first_bar)]
-    counts = [sum(1 for bar in bars if bar.section == bars[0].section)]
+    parts = [(first_bar, sum(1 for bar in bars if bar.section == bars[0].section))]
     if loop[1]:
-        powers.append(loop[0])
-        counts.append(loop[1])
-    weights = [np.full(len(p), c / max(len(p), 1)) for p, c in zip(powers, counts, strict=True)]
-    measured = gated_lufs(np.concatenate(powers), np.concatenate(weights))
-    if not np.isfinite(measured):
+        parts.append(loop)
+    power = weight = 0.0
+    for samples, count in parts:
+        lufs = integrated_lufs(samples, SR)
+        if np.isfinite(lufs):
+            power += count * 10.0 ** (lufs / 10.0)
+            weight += count
+    if not power:
         return 1.0
-    return float(10.0 ** ((TARGET_LUFS - measured) / 20.0))
+    measured = 10.0 * np.log10(power / weight)
+    return float(10.0 ** ((MIX_LUFS - measured) / 20.0))
 
 
 class SynthEngine(EngineBase):
@@ -151,7 +157,7 @@ class SynthEngine(EngineBase):
         # The loop's calibration bars render on a second thread while this one renders the
         # first bar (numpy lets go of the GIL): the first chunk arrives sooner on two cores.
         with ThreadPoolExecutor(1, thread_name_prefix="lofi-synth-calibration") as pool:
-            loop = pool.submit(_loop_powers, plan, arrangement, studio)
+            loop = pool.submit(_loop_bars, plan, arrangement, studio)
             first = mixer.render_raw()
             mixer.gain = _calibration_gain(arrangement, first[1], loop.result())
         meter = ProgressMeter(len(arrangement.bars), "bar", on_progress)
