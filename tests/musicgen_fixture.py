@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+from lofitui.audio.types import Audio
+from lofitui.engines.base import CancelToken, ProgressCallback, TrackRequest
+from lofitui.engines.musicgen import MusicGenEngine
+from lofitui.engines.runtime import RuntimeOptions
 
 FIXTURE = Path(__file__).parent / "fixtures" / "musicgen-tiny"
 ONNX_FILES = (
@@ -72,3 +79,36 @@ def flat_copy(root: Path) -> Path:
     for name in (*META_FILES, *ONNX_FILES):
         shutil.copy(src / name, root / name)
     return root
+
+
+class Throttled(MusicGenEngine):
+    """The real tiny engine, its chunks delayed: ``delay_s`` per second of audio before each
+    (``stall`` maps a chunk index to another delay). Slower than real time when ``delay_s`` > 1;
+    ``stall={0: 0.5}`` holds the first chunk back, so a job reports progress before it can play."""
+
+    delay_s = 0.0
+    stall: dict[int, float]
+
+    def stream(
+        self,
+        request: TrackRequest,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        *,
+        chunk_s: float | None = None,
+    ) -> Iterator[Audio]:
+        stall = getattr(self, "stall", {})
+        for i, chunk in enumerate(super().stream(request, on_progress, cancel, chunk_s=chunk_s)):
+            deadline = time.monotonic() + stall.get(i, self.delay_s * chunk.duration_s)
+            while time.monotonic() < deadline:
+                if cancel is not None:
+                    cancel.check()
+                time.sleep(0.01)
+            yield chunk
+
+
+def load_throttled(delay_s: float, stall: dict[int, float] | None = None) -> Throttled:
+    """The tiny fixture as a :class:`Throttled` engine (one CPU thread)."""
+    engine = Throttled.load(require_fixture(), RuntimeOptions("cpu", 1), model_name="tiny")
+    engine.delay_s, engine.stall = delay_s, dict(stall or {})
+    return engine

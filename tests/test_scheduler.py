@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from musicgen_fixture import flat_copy, require_fixture
+from musicgen_fixture import Throttled, flat_copy, load_throttled, require_fixture
 
 from lofitui.audio.types import Audio
 from lofitui.audio.wav import read_wav
@@ -167,29 +167,12 @@ def failing_engine() -> FailingEngine:
     return FailingEngine.load(require_fixture(), RuntimeOptions("cpu", 1), model_name="tiny")
 
 
-class SlowStartEngine(MusicGenEngine):
-    """The real tiny engine, its first chunk held back half a second: its jobs report
-    progress while they cannot play yet (the fixture otherwise streams into playback within
-    milliseconds, before a test can see the job generating)."""
-
-    def stream(
-        self,
-        request: TrackRequest,
-        on_progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-    ) -> Iterator[Audio]:
-        for i, chunk in enumerate(super().stream(request, on_progress, cancel)):
-            deadline = time.monotonic() + (0.5 if i == 0 else 0.0)
-            while time.monotonic() < deadline:
-                if cancel is not None:
-                    cancel.check()
-                time.sleep(0.01)
-            yield chunk
-
-
 @pytest.fixture(scope="module")
-def slow_start_engine() -> SlowStartEngine:
-    return SlowStartEngine.load(require_fixture(), RuntimeOptions("cpu", 1), model_name="tiny")
+def slow_start_engine() -> Throttled:
+    """The tiny engine with its first chunk held back half a second: its jobs report progress
+    while they cannot play yet (it otherwise streams into playback within milliseconds, before
+    a test can see the job generating)."""
+    return load_throttled(0.0, stall={0: 0.5})
 
 
 # ---------------------------------------------------------------------------------------------

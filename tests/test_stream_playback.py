@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from musicgen_fixture import require_fixture
+from musicgen_fixture import load_throttled, require_fixture
 
-from lofitui.audio.types import Audio
 from lofitui.audio.wav import read_wav
 from lofitui.config import Config, load_config
-from lofitui.engines.base import CancelToken, Progress, ProgressCallback, TrackRequest
+from lofitui.engines.base import Progress
 from lofitui.engines.encodec_stream import EncodecStream
 from lofitui.engines.musicgen import MusicGenEngine
 from lofitui.engines.musicgen_prime import PRIME_PARAM, codes_from_text
@@ -76,35 +75,6 @@ async def until(predicate: Callable[[], Any], timeout: float = 20.0, what: str =
         await asyncio.sleep(0.01)
 
 
-class Throttled(MusicGenEngine):
-    """The real tiny engine, its chunks delayed: ``delay_s`` per second of audio before each
-    (``stall`` maps a chunk index to another delay before it). Slower than real time when
-    ``delay_s`` > 1."""
-
-    delay_s = 0.0
-    stall: dict[int, float] = {}  # noqa: RUF012 - set per test on the class
-
-    def stream(
-        self,
-        request: TrackRequest,
-        on_progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-    ) -> Iterator[Audio]:
-        for i, chunk in enumerate(super().stream(request, on_progress, cancel)):
-            deadline = time.monotonic() + self.stall.get(i, self.delay_s * chunk.duration_s)
-            while time.monotonic() < deadline:
-                if cancel is not None:
-                    cancel.check()
-                time.sleep(0.01)
-            yield chunk
-
-
-@pytest.fixture(scope="module")
-def throttled() -> Iterator[type[Throttled]]:
-    yield Throttled
-    Throttled.delay_s, Throttled.stall = 0.0, {}
-
-
 @pytest.fixture
 async def make(tmp_path: Path, tiny_engine: MusicGenEngine) -> AsyncIterator[Callable[..., Any]]:
     """``await make(station, engine=..., **scheduler_kwargs)`` → (scheduler, events, started_at)."""
@@ -132,11 +102,6 @@ def gaps(x: np.ndarray, window: int = 4800) -> int:
     """How many 100 ms windows (at 48 kHz) of ``x`` stay below -60 dBFS."""
     n = x.shape[0] // window * window
     return int(np.sum(np.abs(x[:n]).reshape(-1, window).max(axis=1) < 1e-3))
-
-
-def load_throttled(delay_s: float, stall: dict[int, float] | None = None) -> Throttled:
-    Throttled.delay_s, Throttled.stall = delay_s, stall or {}
-    return Throttled.load(require_fixture(), RuntimeOptions("cpu", 1), model_name="tiny")
 
 
 # ---------------------------------------------------------------------------------------------
