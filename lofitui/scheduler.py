@@ -93,6 +93,7 @@ import contextlib
 import functools
 import logging
 import secrets
+import threading
 import time
 import uuid
 from collections import deque
@@ -113,7 +114,7 @@ from lofitui.audio.events import (
     TrackFinished,
     TrackStarted,
 )
-from lofitui.audio.loudness import Loudness
+from lofitui.audio.loudness import Loudness, warm_up
 from lofitui.audio.silent import SilentPlayer
 from lofitui.audio.transport import Transport
 from lofitui.audio.types import Audio
@@ -133,6 +134,7 @@ from lofitui.events import (
 )
 from lofitui.library import CachedTrack, CorruptAudioError, TrackCache, track_metadata
 from lofitui.library.likes import Likes
+from lofitui.library.paces import Paces
 from lofitui.library.played import BackStack, PlayHistory
 
 if TYPE_CHECKING:
@@ -364,7 +366,7 @@ class _Lane:
         self.engine: Engine | None = None
         self.job: _Job | None = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lofi-gen")
-        self.slowdown = 0.0  # how this model slows within a track (_Pace), from its last tracks
+        self.slowdown = 0.0  # how this model slows within a track (_Pace): learned, remembered
 
 
 class Scheduler:
@@ -384,6 +386,7 @@ class Scheduler:
         flow: bool = False,
         played: PlayHistory | None = None,
         likes: Likes | None = None,
+        paces: Paces | None = None,
         loudness: Loudness | None = None,
     ) -> None:
         if lookahead < 1:
@@ -399,6 +402,9 @@ class Scheduler:
         self._back = BackStack(self.played)
         self._replaying: _Job | None = None  # a track played back, until it starts
         self.likes = likes if likes is not None else Likes()  # in memory unless given a store
+        self.paces = paces if paces is not None else Paces()  # learned slowdowns (_Pace)
+        # the loudness path's libraries load now, beside start-up, not on the first track's way
+        threading.Thread(target=warm_up, name="lofi-warm-up", daemon=True).start()
         for key in self.likes.liked_keys():  # liked tracks are never evicted
             cache.pin(key)
         self.loudness = loudness or Loudness()
@@ -1071,6 +1077,7 @@ class Scheduler:
         lane = self._lanes.get(station.lane)
         if lane is None:
             lane = self._lanes[station.lane] = _Lane(station.lane)
+            lane.slowdown = self.paces.slowdown(station.lane)
         return lane
 
     def _start_jobs(self) -> None:
@@ -1223,6 +1230,7 @@ class Scheduler:
         learned = pace.fitted_slowdown()
         if learned is not None:  # the next tracks of this model start by what this one showed
             lane.slowdown = learned if not lane.slowdown else (lane.slowdown + learned) / 2
+            self.paces.learned(lane.key, lane.slowdown)
         hand(level.flush())
         audio, loudness = self.loudness.normalise(Audio.join(chunks))
         codes = getattr(stream, "codes", None)

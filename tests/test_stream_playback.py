@@ -25,6 +25,7 @@ from lofitui.engines.musicgen import MusicGenEngine
 from lofitui.engines.musicgen_prime import PRIME_PARAM, codes_from_text
 from lofitui.engines.runtime import RuntimeOptions
 from lofitui.library import TrackCache
+from lofitui.library.paces import Paces
 from lofitui.scheduler import (
     CHUNK_S,
     FLOW_JOIN_S,
@@ -216,13 +217,32 @@ class Slowing(MusicGenEngine):
         yield from chunks
 
 
-async def test_the_scheduler_learns_a_models_slowdown_from_its_tracks(make) -> None:
+async def test_the_scheduler_learns_a_models_slowdown_and_remembers_it(
+    make, tmp_path: Path
+) -> None:
     engine = Slowing.load(require_fixture(), RuntimeOptions("cpu", 1), model_name="tiny")
-    scheduler, _, _ = await make(engine=engine, lookahead=1)
+    path = tmp_path / "paces.json"
+    scheduler, _, _ = await make(engine=engine, lookahead=1, paces=Paces(path))
     # white box: the lane's slowdown is what the next track's pace starts from
     lanes = scheduler._lanes
     await until(lambda: lanes and next(iter(lanes.values())).slowdown > 0, what="a learned pace")
-    assert next(iter(lanes.values())).slowdown > 2.0
+    (key, lane), *_ = lanes.items()
+    assert lane.slowdown > 1.5  # each unit costs up to 9x the first: k = 5, the cap
+    # the next session's first track starts from it
+    assert Paces(path).slowdown(key) == pytest.approx(lane.slowdown)
+    later, _, _ = await make(engine=engine, lookahead=1, paces=Paces(path))
+    await until(lambda: later._lanes, what="the next session's lane")
+    assert next(iter(later._lanes.values())).slowdown > 1.0  # not the steady 0
+
+
+def test_paces_survive_a_damaged_file(tmp_path: Path) -> None:
+    path = tmp_path / "paces.json"
+    path.write_text("{not json", encoding="utf-8")
+    paces = Paces(path)
+    assert paces.slowdown(("musicgen", "small")) == 0.0
+    paces.learned(("musicgen", "small"), 0.6)
+    assert Paces(path).slowdown(("musicgen", "small")) == 0.6
+    assert Paces(None).slowdown(("musicgen", "small")) == 0.0
 
 
 @settings(max_examples=300, deadline=None)

@@ -197,6 +197,7 @@ class Backend:
         from lofitui.audio.loudness import Loudness
         from lofitui.library import PlayHistory, TrackCache
         from lofitui.library.likes import Likes
+        from lofitui.library.paces import Paces
         from lofitui.scheduler import Scheduler
 
         s = self.settings
@@ -212,6 +213,7 @@ class Backend:
             flow=s.flow,
             played=PlayHistory.load(cache=cache),
             likes=Likes.load(),
+            paces=Paces.load(),
             loudness=Loudness(s.loudness),
         )
         return Built(scheduler, station, problem)
