@@ -299,6 +299,9 @@ class EngineBase:
     # directory lofi keeps them in).
     setup_params: ClassVar[tuple[str, ...]] = ()
     derives: ClassVar[bool] = False
+    # How much a unit of progress costs more at the end of a track than at its start (0: a
+    # steady pace), until the scheduler has learned the model's own figure on this machine.
+    slowdown: ClassVar[float] = 0.0
 
     @classmethod
     def prepare(

@@ -288,6 +288,9 @@ class MusicGenEngine(EngineBase):
     max_duration_s = MAX_DURATION_S
     setup_params = ("compute_type",)
     derives = True
+    # A step attends to every position before it: the last step of a 30 s window cost 1.6x the
+    # first on the AMD 2-core machine, ~2.8x on the Intel one (tests/bench/bench_musicgen.py).
+    slowdown = 0.3
 
     def __init__(
         self,
