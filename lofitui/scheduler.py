@@ -1206,7 +1206,7 @@ class Scheduler:
         loop = self._loop
         assert loop is not None
         started = time.perf_counter()
-        pace = _Pace(job.duration_s, lane.slowdown or getattr(engine, "slowdown", 0.0))
+        pace = _Pace(job.duration_s, lane.slowdown or engine.slowdown_for(job.duration_s))
         stream = engine.stream(job.request, self._progress_reporter(job, pace), job.cancel)
         level = self.loudness.stream(engine.sample_rate, engine.channels, _end_gain(prime))
         chunks: list[Audio] = []

@@ -22,6 +22,7 @@ from lofitui.convert.musicgen_fast import (
 )
 from lofitui.engines.base import TrackRequest
 from lofitui.engines.musicgen import MusicGenEngine, SamplingParams
+from lofitui.engines.musicgen_decoder import FastDecoder
 from lofitui.engines.runtime import RuntimeOptions
 from lofitui.errors import ModelError
 from lofitui.models.derived import derived_files
@@ -246,3 +247,48 @@ def test_quantized_builds_leave_no_fp32_graph_behind(tmp_path: Path, caplog) -> 
         "decoder_fast_q8kv.onnx",
         "decoder_cross_kv.onnx",
     }
+
+
+def test_seek_steps_where_stepping_would_have_reached(model_dir: Path) -> None:
+    """A step after ``seek(p)`` is the step at position p (what measure_pace times)."""
+    engine = MusicGenEngine.load(model_dir, CPU, decoder="fast", fast_quant="fp32")
+    ref = reference()
+    ids = ref["step_input_ids"]
+    decoder = engine._decoder
+    assert isinstance(decoder, FastDecoder)
+    decoder.start(ids[:, :1], ref["encoder_hidden_states"], ref["encoder_attention_mask"])
+    last = ids.shape[1] - 1
+    for s in range(1, last + 1):
+        stepped = decoder.step(ids[:, s : s + 1])
+    decoder.seek(last)
+    again = decoder.step(ids[:, last : last + 1])
+    np.testing.assert_allclose(again, stepped, atol=1e-5)
+    decoder.seek(0)
+    assert not np.allclose(decoder.step(ids[:, last : last + 1]), stepped, atol=1e-3)
+    with pytest.raises(ValueError, match="outside the cache"):
+        decoder.seek(10_000)
+    decoder.release()
+
+
+def test_measured_pace_predicts_each_tracks_slowdown(model_dir: Path) -> None:
+    engine = MusicGenEngine.load(model_dir, CPU, decoder="fast", fast_quant="q8kv")
+    assert engine.slowdown_for(30.0) == MusicGenEngine.slowdown  # the guess until measured
+    a, b = engine.measure_pace()
+    assert a > 0 and b >= 0
+    k_count = engine.config.num_codebooks
+    for duration in (1.0, 2.5):  # within one window: the last unit costs 1 + k times the first
+        n = engine.frames_for(duration) + k_count - 1
+        assert engine.slowdown_for(duration) == pytest.approx(b * (n - 1) / (a + b))
+    engine._unit_cost = (1.0, 0.01)  # white box: a known cost model
+    window = engine.window_plan(1).window
+    short, full = (engine.slowdown_for(d / engine.config.frame_rate) for d in (100, window))
+    assert short == pytest.approx(0.01 * (100 + k_count - 2) / 1.01)
+    assert full > short
+    # past one window each window starts from its prompt: the track slows less than one window
+    assert engine.slowdown_for(window * 5 / engine.config.frame_rate) < 2 * full
+
+
+def test_engines_without_a_fast_decoder_keep_their_guess(model_dir: Path) -> None:
+    engine = MusicGenEngine.load(model_dir, CPU, decoder="split")
+    assert engine.measure_pace() is None
+    assert engine.slowdown_for(30.0) == MusicGenEngine.slowdown

@@ -258,6 +258,15 @@ class Engine(Protocol):
         """``check`` plus what needs the model (e.g. top-k within the vocabulary)."""
         ...
 
+    def slowdown_for(self, duration_s: float) -> float:
+        """How much more the last unit of progress of a ``duration_s`` track costs than its
+        first (k: 1 + k times), as the scheduler assumes until it has learned the model's pace."""
+        ...
+
+    def measure_pace(self) -> object:
+        """Time what ``slowdown_for`` needs on this machine (None: nothing to measure)."""
+        ...
+
     def generate(
         self,
         request: TrackRequest,
@@ -302,6 +311,15 @@ class EngineBase:
     # How much a unit of progress costs more at the end of a track than at its start (0: a
     # steady pace), until the scheduler has learned the model's own figure on this machine.
     slowdown: ClassVar[float] = 0.0
+
+    def slowdown_for(self, duration_s: float) -> float:
+        """The slowdown of a ``duration_s`` track (``slowdown`` unless the engine measures it)."""
+        return self.slowdown
+
+    def measure_pace(self) -> object:
+        """Measure how the engine slows within a track on this machine (see ``slowdown_for``);
+        None: nothing to measure, ``slowdown`` stands."""
+        return None
 
     @classmethod
     def prepare(

@@ -14,6 +14,7 @@ chunk waits only for its own frames.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -69,6 +70,7 @@ DEFAULT_TEMPERATURE = 1.0
 DEFAULT_GUIDANCE = 3.0
 # audiocraft's long-form defaults: 30 s windows that advance by 18 s (12 s of codes as prompt).
 DEFAULT_WINDOW_S = 30.0
+PACE_REPEATS = 3  # measure_pace keeps the fastest of this many timings of each cost
 DEFAULT_STRIDE_S = 18.0
 
 PARAMS = (
@@ -290,6 +292,7 @@ class MusicGenEngine(EngineBase):
     derives = True
     # A step attends to every position before it: the last step of a 30 s window cost 1.6x the
     # first on the AMD 2-core machine, ~2.8x on the Intel one (tests/bench/bench_musicgen.py).
+    # :meth:`measure_pace` replaces this guess with this machine's figures (``slowdown_for``).
     slowdown = 0.3
 
     def __init__(
@@ -355,6 +358,73 @@ class MusicGenEngine(EngineBase):
         self.compute_type = (
             compute_type_of(self.fast_quant) if self.fast_quant else (compute_type or "auto")
         )
+        self._unit_cost: tuple[float, float] | None = None  # measure_pace's (a, b)
+
+    # -- pace ------------------------------------------------------------------------------------
+
+    def measure_pace(self, repeats: int = PACE_REPEATS) -> tuple[float, float] | None:
+        """Time what a unit of progress costs at the start and at the end of a window on this
+        machine; :meth:`slowdown_for` then predicts any track's slowdown from it.
+
+        A unit is a decoder step (timed at the window's first position and at its last, entered
+        directly: see ``FastDecoder.seek``), its sampling, and its frame's share of EnCodec (a
+        streamed chunk of n frames decodes 2n with its left context). Takes ~0.2 s for
+        musicgen-small on 2 cores. Only the fast decoder can enter a window at any position:
+        with the others this returns None and the class's guess stands. Returns the cost model
+        (a, b): a unit at position p costs a + b p seconds.
+        """
+        decoder = self._decoder
+        if not isinstance(decoder, FastDecoder):
+            return None
+        cfg = self.config
+        params = SamplingParams(cfg.top_k, cfg.temperature, cfg.guidance)
+        copies = 2 if params.guidance > 1 else 1
+        hidden, mask = self.encode_text("lofi")
+        hidden, mask = np.concatenate([hidden] * copies), np.concatenate([mask] * copies)
+        window = self.window_plan(1).window
+        length = window + cfg.num_codebooks
+        column = np.full((copies * cfg.num_codebooks, 1), cfg.pad_token_id, dtype=np.int64)
+        rng = np.random.default_rng(0)
+
+        def step_at(position: int) -> float:
+            best = math.inf
+            for _ in range(repeats):
+                decoder.seek(position)
+                started = time.perf_counter()
+                sample_tokens(decoder.step(column), params, rng)
+                best = min(best, time.perf_counter() - started)
+            return best
+
+        try:
+            decoder.start(column, hidden, mask, capacity=length)
+            first, last = step_at(1), step_at(length - 1)
+        finally:
+            decoder.release()
+        codes = np.zeros((cfg.num_codebooks, 2 * CHUNK_FRAMES), dtype=np.int64)
+        encodec = math.inf
+        for _ in range(repeats):
+            started = time.perf_counter()
+            self._encodec_run(codes)
+            encodec = min(encodec, time.perf_counter() - started)
+        slope = max(last - first, 0.0) / (length - 2)
+        self._unit_cost = (first - slope + encodec / CHUNK_FRAMES, slope)
+        return self._unit_cost
+
+    def slowdown_for(self, duration_s: float) -> float:
+        """The slowdown k of a ``duration_s`` track (its last unit costs 1 + k times its
+        first; averaged over the windows of a long one), from :meth:`measure_pace`'s figures;
+        the class's guess until they are measured."""
+        if self._unit_cost is None:
+            return self.slowdown
+        a, b = self._unit_cost
+        steps = self.config.num_codebooks - 1
+        units, cost = 0, 0.0
+        for prompt, new in self.window_plan(self.frames_for(duration_s)).windows():
+            n = new + steps  # positions prompt + 1 ... prompt + n
+            units += n
+            cost += n * a + b * n * (2 * prompt + n + 1) / 2
+        first = a + b
+        return max(2.0 * (cost / (first * units) - 1.0), 0.0)
 
     def _pick_decoder(self, decoder: str, options: RuntimeOptions) -> str:
         files = self.files

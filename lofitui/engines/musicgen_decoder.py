@@ -318,6 +318,15 @@ class FastDecoder:
     def step(self, input_ids: np.ndarray) -> np.ndarray:
         return self._run(input_ids)
 
+    def seek(self, position: int) -> None:
+        """Make the next step write ``position``, as if the cache held that many positions.
+
+        A step costs the same whatever the cache holds, so this times a step deep into a window
+        without generating up to it (:meth:`MusicGenEngine.measure_pace`)."""
+        if not 0 <= position < self._capacity:
+            raise ValueError(f"position {position} is outside the cache's {self._capacity}")
+        self._pos = position
+
     def release(self) -> None:
         self._binding, self._buffers, self._keep = None, [], []
         self._batch = self._capacity = 0

@@ -155,7 +155,13 @@ class Backend:
             if opened is None:
                 s = self.settings
                 opened = session.open_engine(
-                    engine, model, device=s.device, threads=s.threads, offline=True, params=params
+                    engine,
+                    model,
+                    device=s.device,
+                    threads=s.threads,
+                    offline=True,
+                    params=params,
+                    measure_pace=True,
                 )
                 self._engines[key] = opened
             return opened

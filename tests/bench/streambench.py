@@ -158,7 +158,7 @@ def open_model(model_dir: Path, threads: int) -> Any:
     from lofitui.session import open_engine
 
     return open_engine(
-        "musicgen", str(model_dir), device="cpu", threads=threads, offline=True
+        "musicgen", str(model_dir), device="cpu", threads=threads, offline=True, measure_pace=True
     ).engine
 
 
