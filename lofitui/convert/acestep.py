@@ -283,10 +283,20 @@ def _export_one(torch, module, args, names_in, names_out, dynamic, path: Path) -
         raise ModelError(f"exporting {path.stem} failed: {reason[:400]}") from exc
     weight_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
     weight_bytes += sum(b.numel() * b.element_size() for b in module.buffers())
-    external = weight_bytes > EXTERNAL_DATA_BYTES
-    _strip_debug_info(program.model)
-    program.save(str(path), external_data=external)
+    save_program(program, path, external_data=weight_bytes > EXTERNAL_DATA_BYTES)
     return path.name
+
+
+def save_program(program, path: Path, external_data: bool | str = False) -> None:
+    """Save an exported ``ONNXProgram`` without its debug info. ``external_data``: True keeps the
+    weights in ``<file>.data``, a file name keeps them in that file next to ``path``."""
+    _strip_debug_info(program.model)
+    if isinstance(external_data, str):
+        import onnx_ir
+
+        onnx_ir.save(program.model, path, external_data=external_data)
+    else:
+        program.save(str(path), external_data=external_data)
 
 
 def _strip_debug_info(model) -> None:
