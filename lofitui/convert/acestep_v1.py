@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lofitui.convert.acestep import save_program
+from lofitui.convert.acestep import export_program, import_torch, save_program
 from lofitui.convert.formats import (
     ACESTEP_V1_CONFIG_NAME,
     ACESTEP_V1_DECODER_WEIGHTS,
@@ -50,9 +50,8 @@ from lofitui.convert.formats import (
     ACESTEP_V1_FORMAT_VERSION,
     EXPORT_V1_EXTRA_HINT,
 )
-from lofitui.errors import LofiError, ModelError, UsageError
+from lofitui.errors import ModelError, UsageError
 
-OPSET = 18
 COMPONENTS = (
     "text_encoder",
     "transformer_encoder",
@@ -95,20 +94,6 @@ DEFAULTS = {
 }
 
 Progress = Callable[[str], None]
-
-
-def _import_torch():
-    try:
-        import diffusers  # noqa: F401
-        import onnxscript  # noqa: F401
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise LofiError(
-            f"exporting ACE-Step v1 needs torch, diffusers, transformers and onnxscript "
-            f"({exc.name} is missing): {EXPORT_V1_EXTRA_HINT}"
-        ) from exc
-    return torch
 
 
 def code_dir(code: str | os.PathLike[str] | None = None) -> Path | None:
@@ -157,7 +142,7 @@ def export_acestep_v1(
     code: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Export the checkpoint into ``dest`` (written as ``<dest>.partial``, renamed at the end)."""
-    torch = _import_torch()
+    torch = import_torch("ACE-Step v1", EXPORT_V1_EXTRA_HINT)
     say = progress or (lambda _msg: None)
     source = check_checkpoint(Path(checkpoint_dir))
     root = code_dir(code)
@@ -311,22 +296,10 @@ def _component_specs(models, wrappers, torch):
 
 
 def _export(torch, module, args, names_in, names_out, dynamic, folder, name, external) -> None:
-    try:
-        program = torch.onnx.export(
-            module,
-            args,
-            f=None,
-            input_names=names_in,
-            output_names=names_out,
-            dynamic_shapes=dynamic,
-            opset_version=OPSET,
-            dynamo=True,
-            optimize=name not in UNOPTIMIZED,
-            verbose=False,
-        )
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"exporting {name} failed: {reason[:400]}") from exc
+    optimize = name not in UNOPTIMIZED
+    program = export_program(
+        torch, module, args, names_in, names_out, dynamic, name, optimize=optimize
+    )
     save_program(program, folder / ACESTEP_V1_FILES[name], external_data=external)
 
 
