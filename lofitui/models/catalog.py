@@ -381,7 +381,9 @@ ACESTEP_ENTRIES: tuple[ModelEntry, ...] = (
 #
 # The source: the original checkpoint in its own layout (ACEStepPipeline.load_checkpoint reads the
 # four sub-folders). Its commit is pinned by a public project's licence notes, which fetch this
-# repo's README.md at it. Weight sizes from lofi.nvim's docs (docs/features/ace-step.md).
+# repo's README.md at it (another project's hub cache shows the same snapshot). Weight sizes from
+# lofi.nvim's docs (docs/features/ace-step.md); a public artifact list of this repo names the same
+# eleven files, 8.28 GB in all.
 ACESTEP_V1_REVISION = "82cd0d7b6322bd28cd4e830fe675ddb6180ce36c"
 ACESTEP_V1_FOLDERS = ("ace_step_transformer", "music_dcae_f8c8", "music_vocoder", "umt5-base")
 ACESTEP_V1_SOURCES: Mapping[str, ModelEntry] = MappingProxyType(
@@ -404,6 +406,10 @@ ACESTEP_V1_SOURCES: Mapping[str, ModelEntry] = MappingProxyType(
                     "umt5-base/model.safetensors", "umt5-base/model.safetensors", int(1.1 * GB)
                 ),
                 ModelFile("umt5-base/tokenizer.json", "umt5-base/tokenizer.json", int(16.8 * MB)),
+                *(
+                    ModelFile(f"umt5-base/{name}", f"umt5-base/{name}", 3 * KB)
+                    for name in ("special_tokens_map.json", "tokenizer_config.json")
+                ),
             ),
             description="ACE-Step v1 (3.5B), the original checkpoint (Apache-2.0), bf16",
             variant="original layout, bf16",
