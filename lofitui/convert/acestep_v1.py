@@ -141,7 +141,13 @@ def export_acestep_v1(
     *,
     code: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Export the checkpoint into ``dest`` (written as ``<dest>.partial``, renamed at the end)."""
+    """Export the checkpoint in ``checkpoint_dir`` into ``dest``; returns ``dest``.
+
+    Written to ``<dest>.partial`` and renamed into place at the end, so an interrupted export
+    never leaves a directory that looks complete. ``fp16``: float16 weights behind float32
+    inputs and outputs (the DCAE decoder stays float32, :data:`FLOAT32_ALWAYS`). ``code``: a
+    directory holding the original ``acestep`` package when it is not installed.
+    """
     torch = import_torch("ACE-Step v1", EXPORT_V1_EXTRA_HINT)
     say = progress or (lambda _msg: None)
     source = check_checkpoint(Path(checkpoint_dir))
