@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import one_error_line, run_lofi
+from hubserver import FakeHub
 
 from lofitui.cli import export as export_cmd
 from lofitui.cli import models as commands
@@ -141,3 +142,30 @@ def test_the_hub_source_takes_the_four_folders_and_nothing_else() -> None:
     del listing["music_vocoder/config.json"]
     with pytest.raises(Exception, match="has no music_vocoder/ folder"):
         entry.layout.choose(listing, entry.repo)
+
+
+def test_export_from_the_hub_downloads_the_four_folders_then_exports(
+    fake_hub: FakeHub, tmp_path: Path, fake_v1_exporter: list, capsys: pytest.CaptureFixture
+) -> None:
+    source = catalog.ACESTEP_V1_SOURCES["v1"]
+    files = {f.remote: (f.remote.encode() * 500)[:20_000] for f in source.files}
+    files["README.md"] = b"# a model card"  # outside the four folders: stays on the hub
+    fake_hub.add_repo_at(source.repo, files, source.revision)
+    code = _code(tmp_path)
+
+    assert commands.main(["export", "ace-step-v1", "--code", str(code)]) == 2  # no consent
+    assert "without consent" in capsys.readouterr().err and fake_v1_exporter == []
+    argv = ["export", "ace-step-v1", "--code", str(code), "--yes", "--keep-source"]
+    assert commands.main(argv) == 0
+    ((src_dir, dest, fp16, _),) = fake_v1_exporter
+    assert src_dir == export_cmd.sources_dir() / source.name and not fp16
+    fetched = {str(p.relative_to(src_dir)) for p in src_dir.rglob("*") if p.is_file()}
+    assert fetched == {f.local for f in source.files} | {catalog.MANIFEST_NAME}
+    assert store.state_of(source, src_dir) is store.State.INSTALLED  # verified, kept
+    manifest = store.read_manifest(dest)
+    assert (
+        manifest is not None
+        and manifest.repo == source.repo
+        and dest.name == ("ace-step-v1-export")
+    )
+    assert store.state_of(catalog.get_entry("ace-step-v1-export")) is store.State.INSTALLED
