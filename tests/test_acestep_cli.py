@@ -200,7 +200,8 @@ def fake_exporter(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, Path, boo
     """The torch step replaced by a copy of the tiny export; records what it was asked."""
     calls: list[tuple[Path, Path, bool]] = []
 
-    def run_export(source_dir: Path, dest: Path, fp16: bool, err: object) -> None:
+    def run_export(kind, source_dir: Path, dest: Path, fp16: bool, err: object, code) -> None:
+        assert kind.engine == "ace-step" and code is None
         assert (source_dir / "model_index.json").is_file()
         calls.append((source_dir, dest, fp16))
         partial = dest.with_name(dest.name + ".partial")
@@ -209,7 +210,7 @@ def fake_exporter(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, Path, boo
             shutil.rmtree(dest)
         partial.rename(dest)
 
-    monkeypatch.setattr(export_cmd, "require_export_extra", lambda: None)
+    monkeypatch.setattr(export_cmd, "require_export_extra", lambda kind: None)
     monkeypatch.setattr(export_cmd, "run_export", run_export)
     return calls
 
@@ -304,7 +305,7 @@ def test_export_offline_without_the_checkpoint(
     assert commands.main(["export", "ace-step", "--source", "base", "--offline", "--yes"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     repo = catalog.ACESTEP_SOURCES["base"].repo
-    assert f"cannot download the ACE-Step checkpoint {repo}" in line and "--source DIR" in line
+    assert f"cannot download the checkpoint {repo}" in line and "--source DIR" in line
     assert fake_exporter == []
 
 
@@ -337,5 +338,5 @@ def test_export_from_a_local_directory_uses_no_network(
         (line,) = capsys.readouterr().err.strip().splitlines()
         assert line.startswith("lofi: error: ") and message in line, line
     assert commands.main(["export", "musicgen"]) == 2
-    assert "only ace-step models are exported" in capsys.readouterr().err
+    assert "lofi exports ace-step and ace-step-v1" in capsys.readouterr().err
     assert len(fake_exporter) == 1

@@ -101,7 +101,8 @@ def test_catalog_entries_are_complete_and_consistent():
         if entry.repo == REPO:
             assert entry.revision == GABOTECHS_REVISION
     unpinned = {catalog.XENOVA_MUSICGEN_SMALL_REVISION, catalog.RUNWARE_BASE_REVISION}
-    for entry in [*entries(), *catalog.ACESTEP_SOURCES.values()]:
+    sources = [*catalog.ACESTEP_SOURCES.values(), *catalog.ACESTEP_V1_SOURCES.values()]
+    for entry in [*entries(), *sources]:
         pinned = re.fullmatch(r"[0-9a-f]{40}", entry.revision) is not None
         assert pinned or entry.revision in unpinned, entry.name  # branches only by constant
     assert entries(engine="acestep") == []  # the engine is called "ace-step"
@@ -109,7 +110,7 @@ def test_catalog_entries_are_complete_and_consistent():
         assert entry.is_export and entry.install_command.startswith("lofi models export ace-step")
         assert {"acestep.json", "tokenizer.json", "transformer.onnx"} <= set(entry.local_names)
         assert entry.size > 0 and all(f.size > 0 for f in entry.files)
-    assert {e.engine for e in entries()} == {"musicgen", "ace-step"}
+    assert {e.engine for e in entries()} == {"musicgen", "ace-step", "ace-step-v1"}
     with pytest.raises(UsageError, match="known models: musicgen-small"):
         get_entry("musicgen-tiny")
 

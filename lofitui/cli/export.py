@@ -1,10 +1,17 @@
-"""``lofi models export ace-step``: a diffusers ACE-Step 1.5 checkpoint -> an ONNX model directory.
+"""``lofi models export ace-step | ace-step-v1``: a checkpoint -> an ONNX model directory.
 
-1. The source: a local diffusers directory (used as is, no network), or a known hub checkpoint
-   (``catalog.ACESTEP_SOURCES``) fetched into ``<models dir>/.sources/<name>/`` with the same
-   consent, disk check, resume and SHA-256 verification as any catalog download.
-2. The export (:func:`lofitui.convert.acestep.export_acestep`, torch only here) into
-   ``<models dir>/<name>.partial``, renamed to ``<models dir>/<name>`` when complete.
+Two exporters share every step here; an :class:`ExportKind` says what differs between them.
+
+- ``ace-step``: a diffusers-format ACE-Step 1.5 checkpoint (``lofitui.convert.acestep``);
+- ``ace-step-v1``: the original ACE-Step v1 checkpoint, four sub-folders, into the file set
+  lofi.nvim publishes (``lofitui.convert.acestep_v1``; also needs the original ``acestep`` code).
+
+1. The source: a local checkpoint directory (used as is, no network), or a known hub checkpoint
+   (``catalog.ACESTEP_SOURCES`` / ``catalog.ACESTEP_V1_SOURCES``) fetched into
+   ``<models dir>/.sources/<name>/`` with the same consent, disk check, resume and SHA-256
+   verification as any catalog download.
+2. The export (torch only here) into ``<models dir>/<name>.partial``, renamed to
+   ``<models dir>/<name>`` when complete.
 3. A manifest (``lofi-model.json``) with every file's size and SHA-256: ``lofi models list``
    shows the model as installed and ``lofi models verify`` can check it later.
 
@@ -21,7 +28,8 @@ import logging
 import re
 import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -38,24 +46,41 @@ from rich.prompt import Confirm
 
 from lofitui import paths
 from lofitui.cli.exits import EXIT_INTERRUPTED
-from lofitui.convert.formats import EXPORT_EXTRA_HINT
+from lofitui.convert import acestep, acestep_v1
+from lofitui.convert.formats import EXPORT_EXTRA_HINT, EXPORT_V1_EXTRA_HINT
 from lofitui.errors import LofiError, ModelError, UsageError
 from lofitui.models import catalog, store
 from lofitui.models.catalog import MANIFEST_NAME, ModelEntry
 
-ENGINE = "ace-step"
 SOURCES_DIR = ".sources"
-REQUIRED_MODULES = ("torch", "diffusers", "transformers", "onnx", "onnxscript")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+OnMessage = Callable[[str], None]
 
 
-def require_export_extra() -> None:
+@dataclass(frozen=True)
+class ExportKind:
+    """What one exporter needs from the shared steps."""
+
+    engine: str  # the catalog engine of the models it makes
+    label: str  # in messages: "ACE-Step 1.5"
+    required: tuple[str, ...]  # modules of its extra
+    extra_hint: str
+    sources: Mapping[str, ModelEntry]
+    default_source: str
+    components: tuple[str, ...]  # the progress bar's steps
+    check_local: Callable[[Path], object]  # UsageError: the directory is no such checkpoint
+    local_name: Callable[[Path], str]  # the default model name of a local checkpoint
+    export: Callable[[Path, Path, bool, OnMessage, str | None], object]
+    memory: str  # RAM a full-size export needs
+
+
+def require_export_extra(kind: ExportKind) -> None:
     """A one-line LofiError naming the extra when any exporter dependency is missing."""
-    missing = [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
+    missing = [m for m in kind.required if importlib.util.find_spec(m) is None]
     if missing:
         raise LofiError(
-            f"exporting ACE-Step needs {', '.join(missing)} (not installed in this environment): "
-            f"{EXPORT_EXTRA_HINT}"
+            f"exporting {kind.label} needs {', '.join(missing)} (not installed in this "
+            f"environment): {kind.extra_hint}"
         )
 
 
@@ -64,31 +89,35 @@ def sources_dir() -> Path:
     return paths.models_dir() / SOURCES_DIR
 
 
-def resolve_source(source: str) -> tuple[ModelEntry | None, Path | None]:
+def resolve_source(kind: ExportKind, source: str) -> tuple[ModelEntry | None, Path | None]:
     """``(hub entry, None)`` for a known checkpoint, ``(None, directory)`` for a local one."""
     path = Path(source).expanduser()
     if path.is_dir():
-        if not (path / "model_index.json").is_file():
-            raise UsageError(
-                f"{path} is not a diffusers checkpoint (no model_index.json): pass the directory "
-                "that AceStepPipeline.from_pretrained loads"
-            )
+        kind.check_local(path)
         return None, path.resolve()
-    entry = catalog.find_source(source)
+    entry = catalog.find_source(source, kind.sources)
     if entry is not None:
         return entry, None
-    known = ", ".join(f"{k} ({e.repo})" for k, e in catalog.ACESTEP_SOURCES.items())
+    known = ", ".join(f"{k} ({e.repo})" for k, e in kind.sources.items())
     if source.count("/") == 1 and not source.startswith((".", "/", "~")):
         raise UsageError(
-            f"unknown checkpoint {source!r}: lofi downloads {known}; for another diffusers repo, "
+            f"unknown checkpoint {source!r}: lofi downloads {known}; for another repo, "
             f"download it yourself (`hf download {source} --local-dir DIR`) and pass --source DIR"
         )
     raise UsageError(f"--source {source!r}: no such directory, and not one of {known}")
 
 
+def _check_diffusers(path: Path) -> None:
+    if not (path / "model_index.json").is_file():
+        raise UsageError(
+            f"{path} is not a diffusers checkpoint (no model_index.json): pass the directory "
+            "that AceStepPipeline.from_pretrained loads"
+        )
+
+
 def _local_variant(directory: Path) -> str:
-    """``turbo``, ``base``, ``sft``... from the checkpoint's transformer config (``xl-`` prefix
-    for DiTs wider than the 2B models)."""
+    """``ace-step-turbo``, ``-base``, ``-sft``... from the checkpoint's transformer config
+    (``xl-`` prefix for DiTs wider than the 2B models)."""
     try:
         config = json.loads((directory / "transformer" / "config.json").read_text())
     except (OSError, ValueError):
@@ -99,25 +128,27 @@ def _local_variant(directory: Path) -> str:
     variant = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-") or "base"
     if int(config.get("hidden_size") or 0) > 2048:
         variant = f"xl-{variant}"
-    return variant
+    return f"ace-step-{variant}"
 
 
-def default_name(entry: ModelEntry | None, directory: Path | None, fp16: bool) -> str:
+def default_name(
+    kind: ExportKind, entry: ModelEntry | None, directory: Path | None, fp16: bool
+) -> str:
     if entry is not None:
         name = catalog.export_name(entry, fp16)
         if name is not None:
             return name
     assert directory is not None
-    return f"ace-step-{_local_variant(directory)}" + ("-fp16" if fp16 else "")
+    return kind.local_name(directory) + ("-fp16" if fp16 else "")
 
 
-def check_name(name: str) -> str:
+def check_name(kind: ExportKind, name: str) -> str:
     if not _NAME_RE.match(name) or name.endswith(".partial"):
         raise UsageError(
             f"--name {name!r}: use letters, digits, '.', '_' and '-' (a directory name, not a path)"
         )
     entry = catalog.find_entry(name)
-    if entry is not None and entry.engine != ENGINE:
+    if entry is not None and entry.engine != kind.engine:
         raise UsageError(f"--name {name!r} is the catalog's {entry.engine} model: choose another")
     return name
 
@@ -136,14 +167,14 @@ def fetch_source(entry: ModelEntry, yes: bool, offline: bool, err: Console) -> P
     if offline or download.offline_requested():
         reason = "offline mode is on (--offline)" if offline else "offline mode is on"
         raise ModelError(
-            f"cannot download the ACE-Step checkpoint {entry.repo}: {reason}; it needs "
+            f"cannot download the checkpoint {entry.repo}: {reason}; it needs "
             f"{download.file_url(entry, '').rsplit('/resolve/', 1)[0]}. Without network: download "
             f"it elsewhere (`hf download {entry.repo} --local-dir DIR`), copy DIR here and pass "
             "--source DIR"
         )
     if not yes and not consent.can_ask():
         raise UsageError(
-            f"exporting first downloads the diffusers checkpoint {entry.repo} (about "
+            f"exporting first downloads the checkpoint {entry.repo} (about "
             f"{store.human_size(entry.size)}) into {directory}, and lofi downloads nothing "
             "without consent: run the command in a terminal, or pass --yes"
         )
@@ -214,10 +245,10 @@ def quiet_libraries() -> Iterator[None]:
                 lg.setLevel(level)
 
 
-def run_export(source_dir: Path, dest: Path, fp16: bool, err: Console) -> None:
-    """``export_acestep`` with a rich bar on stderr: load, four components, side data."""
-    from lofitui.convert.acestep import COMPONENTS, export_acestep
-
+def run_export(
+    kind: ExportKind, source_dir: Path, dest: Path, fp16: bool, err: Console, code: str | None
+) -> None:
+    """The kind's exporter with a rich bar on stderr: load, each component, side data."""
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description:<40}"),
@@ -225,13 +256,13 @@ def run_export(source_dir: Path, dest: Path, fp16: bool, err: Console) -> None:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    total = len(COMPONENTS) + 2
+    total = len(kind.components) + 2
     with quiet_libraries(), Progress(*columns, console=err) as bars:
         task = bars.add_task("loading the checkpoint (torch)", total=total)
 
         def on_message(message: str) -> None:
             if message.startswith("exporting "):
-                done = 1 + COMPONENTS.index(message.split()[1])
+                done = 1 + kind.components.index(message.split()[1])
                 bars.update(task, completed=done, description=message)
             elif message.startswith("exported "):
                 bars.console.print(f"  {message}", highlight=False)
@@ -239,10 +270,51 @@ def run_export(source_dir: Path, dest: Path, fp16: bool, err: Console) -> None:
             elif message.startswith("done"):
                 bars.update(task, completed=total, description="exported")
 
-        export_acestep(source_dir, dest, fp16=fp16, progress=on_message)
+        kind.export(source_dir, dest, fp16, on_message, code)
 
 
-def record_manifest(dest: Path, name: str, repo: str, revision: str, commit: str | None) -> int:
+def _export_v15(source: Path, dest: Path, fp16: bool, progress: OnMessage, code: str | None):
+    return acestep.export_acestep(source, dest, fp16=fp16, progress=progress)
+
+
+def _export_v1(source: Path, dest: Path, fp16: bool, progress: OnMessage, code: str | None):
+    return acestep_v1.export_acestep_v1(source, dest, fp16=fp16, progress=progress, code=code)
+
+
+EXPORT_KINDS: Mapping[str, ExportKind] = {
+    "ace-step": ExportKind(
+        engine="ace-step",
+        label="ACE-Step",
+        required=("torch", "diffusers", "transformers", "onnx", "onnxscript"),
+        extra_hint=EXPORT_EXTRA_HINT,
+        sources=catalog.ACESTEP_SOURCES,
+        default_source="turbo",
+        components=acestep.COMPONENTS,
+        check_local=_check_diffusers,
+        local_name=_local_variant,
+        export=_export_v15,
+        memory="25 GB",
+    ),
+    "ace-step-v1": ExportKind(
+        engine="ace-step-v1",
+        label="ACE-Step v1",
+        required=("torch", "diffusers", "transformers", "onnx", "onnxscript", "librosa"),
+        extra_hint=EXPORT_V1_EXTRA_HINT,
+        sources=catalog.ACESTEP_V1_SOURCES,
+        default_source="v1",
+        components=acestep_v1.COMPONENTS,
+        check_local=acestep_v1.check_checkpoint,
+        local_name=lambda _path: catalog.ACESTEP_V1_EXPORT_NAME,
+        export=_export_v1,
+        memory="40 GB (an estimate)",
+    ),
+}
+ALIASES = {"acestep": "ace-step", "acestep-v1": "ace-step-v1"}
+
+
+def record_manifest(
+    dest: Path, name: str, engine: str, repo: str, revision: str, commit: str | None
+) -> int:
     """Hash every exported file into ``lofi-model.json``; returns the total size."""
     files: dict[str, store.FileRecord] = {}
     paths_ = sorted(p for p in dest.iterdir() if p.is_file() and p.name != MANIFEST_NAME)
@@ -253,7 +325,7 @@ def record_manifest(dest: Path, name: str, repo: str, revision: str, commit: str
         for path in paths_:
             sha256, _ = store.file_hashes(path, lambda n: bars.advance(task, n))
             files[path.name] = store.FileRecord(path.name, path.stat().st_size, sha256)
-    manifest = store.Manifest(name, ENGINE, repo, revision, commit, complete=True, files=files)
+    manifest = store.Manifest(name, engine, repo, revision, commit, complete=True, files=files)
     store.write_manifest(dest, manifest)
     return total
 
@@ -275,14 +347,20 @@ def _confirm_replace(dest: Path, yes: bool, err: Console) -> None:
 
 def cmd_export(args: argparse.Namespace, out: Console, err: Console) -> int:
     engine = str(args.engine).lower()
-    if engine not in (ENGINE, "acestep"):
+    kind = EXPORT_KINDS.get(ALIASES.get(engine, engine))
+    if kind is None:
         raise UsageError(
-            f"cannot export {args.engine!r}: only ace-step models are exported (MusicGen models "
-            "are downloaded ready-made: lofi models download NAME)"
+            f"cannot export {args.engine!r}: lofi exports ace-step and ace-step-v1 (MusicGen "
+            "models are downloaded ready-made: lofi models download NAME)"
         )
-    require_export_extra()
-    entry, local = resolve_source(args.source)
-    name = check_name(args.name or default_name(entry, local, args.fp16))
+    code = getattr(args, "code", None)
+    if code is not None and kind.engine != "ace-step-v1":
+        raise UsageError("--code is the original ACE-Step v1 code: only for ace-step-v1")
+    require_export_extra(kind)
+    if kind.engine == "ace-step-v1":
+        acestep_v1.code_dir(code)  # before any download: the original code is importable
+    entry, local = resolve_source(kind, args.source or kind.default_source)
+    name = check_name(kind, args.name or default_name(kind, entry, local, args.fp16))
     dest = paths.models_dir() / name
     _confirm_replace(dest, args.yes, err)
 
@@ -299,7 +377,7 @@ def cmd_export(args: argparse.Namespace, out: Console, err: Console) -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
     try:
-        run_export(source_dir, dest, args.fp16, err)
+        run_export(kind, source_dir, dest, args.fp16, err, code)
     except KeyboardInterrupt:
         shutil.rmtree(partial, ignore_errors=True)
         err.print(f"lofi: export interrupted; nothing was written to {dest}", highlight=False)
@@ -310,14 +388,15 @@ def cmd_export(args: argparse.Namespace, out: Console, err: Console) -> int:
     except MemoryError:
         shutil.rmtree(partial, ignore_errors=True)
         raise ModelError(
-            "the export ran out of memory: the full-size ACE-Step export needs about 25 GB of RAM"
+            f"the export ran out of memory: the full-size {kind.label} export needs about "
+            f"{kind.memory} of RAM"
         ) from None
     except Exception as exc:  # torch/diffusers failures: one line, never a traceback
         shutil.rmtree(partial, ignore_errors=True)
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ModelError(f"the export failed: {type(exc).__name__}: {text[:300]}") from exc
 
-    size = record_manifest(dest, name, repo, revision, commit)
+    size = record_manifest(dest, name, kind.engine, repo, revision, commit)
     out.print(
         f"{name}: exported from {repo} ({'fp16' if args.fp16 else 'fp32'}, "
         f"{store.human_size(size)}) in {dest}",
@@ -331,6 +410,7 @@ def cmd_export(args: argparse.Namespace, out: Console, err: Console) -> int:
             highlight=False,
         )
     out.print(
-        f'render with: lofi --render "PROMPT" --engine ace-step --model {name}', highlight=False
+        f'render with: lofi --render "PROMPT" --engine {kind.engine} --model {name}',
+        highlight=False,
     )
     return 0

@@ -48,25 +48,34 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     verify.add_argument("name", metavar="NAME")
     export = sub.add_parser(
         "export",
-        help="convert a diffusers ACE-Step 1.5 checkpoint to ONNX (once; needs the "
-        "export-acestep extra)",
-        description="Convert a diffusers-format ACE-Step 1.5 checkpoint into an ONNX model in the "
-        "models directory. A hub checkpoint is downloaded first (asks; verified); a local "
-        "directory is used without any network. Needs torch: pip install -e '.[export-acestep]'.",
+        help="convert an ACE-Step checkpoint to ONNX (once; needs the export-acestep or "
+        "export-acestep-v1 extra)",
+        description="Convert an ACE-Step checkpoint into an ONNX model in the models directory: "
+        "ace-step reads a diffusers-format ACE-Step 1.5 checkpoint, ace-step-v1 the original "
+        "ACE-Step v1 (3.5B) checkpoint (into the files lofi.nvim publishes). A hub checkpoint is "
+        "downloaded first (asks; verified); a local directory is used without any network. Needs "
+        "torch: pip install -e '.[export-acestep]' or '.[export-acestep-v1]' (v1 also needs the "
+        "original code from GitHub; see the README).",
     )
-    export.add_argument("engine", metavar="ENGINE", help="ace-step")
+    export.add_argument("engine", metavar="ENGINE", help="ace-step or ace-step-v1")
     export.add_argument(
         "--source",
         metavar="NAME|REPO|DIR",
-        default="turbo",
-        help="the checkpoint: turbo (default), base, their repo ids, or a local diffusers "
-        "directory (model_index.json)",
+        help="the checkpoint. ace-step: turbo (default), base, their repo ids, or a local "
+        "diffusers directory (model_index.json). ace-step-v1: v1 (default, "
+        "ACE-Step/ACE-Step-v1-3.5B) or a local directory with its four sub-folders",
+    )
+    export.add_argument(
+        "--code",
+        metavar="DIR",
+        help="ace-step-v1: a directory holding the original `acestep` package (default: the "
+        "installed one, or $LOFI_ACESTEP_V1_CODE)",
     )
     export.add_argument(
         "--name",
         metavar="NAME",
         help="model name in the models directory (default: ace-step-turbo, ace-step-base, "
-        "...; -fp16 added with --fp16)",
+        "ace-step-v1-export, ...; -fp16 added with --fp16)",
     )
     export.add_argument(
         "--fp16", action="store_true", help="half-precision weights (half the size; for GPUs)"
@@ -80,7 +89,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     export.add_argument(
         "--keep-source",
         action="store_true",
-        help="keep the downloaded diffusers checkpoint after a successful export",
+        help="keep the downloaded checkpoint after a successful export",
     )
     opt = sub.add_parser(
         "optimize", help="build the fast CPU decoder of a MusicGen model (once; cached)"
@@ -209,6 +218,12 @@ def cmd_list(out: Console) -> int:
         "ace-step models are made on this machine from the diffusers checkpoints: "
         "`lofi models export ace-step [--source base] [--fp16]` "
         "(needs pip install -e '.[export-acestep]')",
+        markup=False,
+    )
+    out.print(
+        "ace-step-v1 exports are made from the original checkpoint: "
+        "`lofi models export ace-step-v1 [--fp16]` (needs pip install -e '.[export-acestep-v1]' "
+        "and the original code)",
         markup=False,
     )
     return 0

@@ -20,6 +20,8 @@ from diffusers.models.transformers.ace_step_transformer import (
 )
 from torch import nn
 
+from lofitui.convert._weight_norm import fold_weight_norm
+
 
 def pack_sequences(
     hidden1: torch.Tensor, hidden2: torch.Tensor, mask1: torch.Tensor, mask2: torch.Tensor
@@ -128,17 +130,3 @@ class VaeDecoder(nn.Module):
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         return self.decoder(latents)
-
-
-def fold_weight_norm(module: nn.Module) -> None:
-    """Replace weight-norm parametrisations (old hooks and new parametrize) by plain weights."""
-    from torch.nn.utils import parametrize
-
-    for sub in module.modules():
-        if parametrize.is_parametrized(sub, "weight"):
-            parametrize.remove_parametrizations(sub, "weight", leave_parametrized=True)
-            continue
-        for hook in list(sub._forward_pre_hooks.values()):
-            if type(hook).__name__ == "WeightNorm":
-                torch.nn.utils.remove_weight_norm(sub)
-                break

@@ -52,7 +52,8 @@ BASE_DEFAULTS = {"steps": 32, "shift": 3.0, "guidance": 7.0}
 Progress = Callable[[str], None]
 
 
-def _import_torch():
+def import_torch(what: str = "ACE-Step", hint: str = EXPORT_EXTRA_HINT):
+    """torch, after checking the rest of an exporter extra; one line naming ``hint`` if not."""
     try:
         import diffusers  # noqa: F401
         import onnxscript  # noqa: F401
@@ -60,8 +61,8 @@ def _import_torch():
         import transformers  # noqa: F401
     except ImportError as exc:
         raise LofiError(
-            f"exporting ACE-Step needs torch, diffusers, transformers and onnxscript "
-            f"({exc.name} is missing): {EXPORT_EXTRA_HINT}"
+            f"exporting {what} needs torch, diffusers, transformers and onnxscript "
+            f"({exc.name} is missing): {hint}"
         ) from exc
     return torch
 
@@ -87,7 +88,7 @@ def absent_components(path: Path) -> dict[str, None]:
 
 def load_pipeline(source: str | os.PathLike[str]):
     """Load a diffusers-format ACE-Step 1.5 pipeline directory in float32 on the CPU."""
-    torch = _import_torch()
+    torch = import_torch()
     from diffusers import AceStepPipeline
 
     path = Path(source)
@@ -119,7 +120,7 @@ def export_acestep(
     on the CPU provider too, with ~5e-4 deviation on the tiny fixture). ``components`` exports
     a subset (benchmarks); the runtime needs all four.
     """
-    torch = _import_torch()
+    torch = import_torch()
     unknown = set(components) - set(COMPONENTS)
     if unknown:
         raise UsageError(f"unknown ACE-Step components: {', '.join(sorted(unknown))}")
@@ -265,8 +266,20 @@ def _component_specs(pipe, wrappers, torch, dtype):
 
 
 def _export_one(torch, module, args, names_in, names_out, dynamic, path: Path) -> str:
+    program = export_program(torch, module, args, names_in, names_out, dynamic, path.stem)
+    weight_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
+    weight_bytes += sum(b.numel() * b.element_size() for b in module.buffers())
+    save_program(program, path, external_data=weight_bytes > EXTERNAL_DATA_BYTES)
+    return path.name
+
+
+def export_program(
+    torch, module, args, names_in, names_out, dynamic, name: str, *, optimize: bool = True
+):
+    """``torch.onnx.export`` with the dynamo exporter at :data:`OPSET`; a one-line ModelError
+    naming ``name`` when it fails."""
     try:
-        program = torch.onnx.export(
+        return torch.onnx.export(
             module,
             args,
             f=None,
@@ -275,18 +288,24 @@ def _export_one(torch, module, args, names_in, names_out, dynamic, path: Path) -
             dynamic_shapes=dynamic,
             opset_version=OPSET,
             dynamo=True,
-            optimize=True,
+            optimize=optimize,
             verbose=False,
         )
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"exporting {path.stem} failed: {reason[:400]}") from exc
-    weight_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
-    weight_bytes += sum(b.numel() * b.element_size() for b in module.buffers())
-    external = weight_bytes > EXTERNAL_DATA_BYTES
+        raise ModelError(f"exporting {name} failed: {reason[:400]}") from exc
+
+
+def save_program(program, path: Path, external_data: bool | str = False) -> None:
+    """Save an exported ``ONNXProgram`` without its debug info. ``external_data``: True keeps the
+    weights in ``<file>.data``, a file name keeps them in that file next to ``path``."""
     _strip_debug_info(program.model)
-    program.save(str(path), external_data=external)
-    return path.name
+    if isinstance(external_data, str):
+        import onnx_ir
+
+        onnx_ir.save(program.model, path, external_data=external_data)
+    else:
+        program.save(str(path), external_data=external_data)
 
 
 def _strip_debug_info(model) -> None:

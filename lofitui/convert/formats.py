@@ -35,6 +35,23 @@ ACESTEP_PIPELINE_COMPONENTS = (
     "scheduler",
 )
 
+# ACE-Step v1: the file set lofi.nvim publishes (willibrandon/lofi-models, ace-step/), which
+# convert.acestep_v1 writes too, plus its optional side file (the runtime runs the set without it).
+ACESTEP_V1_CONFIG_NAME = "acestep_v1.json"
+ACESTEP_V1_FORMAT = "lofi-acestep-v1"
+ACESTEP_V1_FORMAT_VERSION = 1
+ACESTEP_V1_DECODER_WEIGHTS = "transformer_decoder_weights.bin"
+ACESTEP_V1_FILES = {
+    "tokenizer": "tokenizer.json",
+    "text_encoder": "text_encoder.onnx",
+    "transformer_encoder": "transformer_encoder.onnx",
+    "transformer_decoder": "transformer_decoder.onnx",
+    "transformer_decoder_weights": ACESTEP_V1_DECODER_WEIGHTS,
+    "dcae_decoder": "dcae_decoder.onnx",
+    "vocoder": "vocoder.onnx",
+}
+EXPORT_V1_EXTRA_HINT = "pip install -e '.[export-acestep-v1]'"
+
 # The optional extra the ACE-Step exporter needs (torch, diffusers, transformers, onnxscript).
 EXPORT_EXTRA_HINT = "pip install -e '.[export-acestep]'"
 

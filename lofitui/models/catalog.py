@@ -32,7 +32,7 @@ from types import MappingProxyType
 from lofitui.convert.formats import ACESTEP_PIPELINE_COMPONENTS
 from lofitui.engines.base import BUILTIN_MODEL
 from lofitui.errors import UsageError
-from lofitui.models.layout import DiffusersLayout, Layout, MusicGenLayout
+from lofitui.models.layout import DiffusersLayout, FoldersLayout, Layout, MusicGenLayout
 
 KB = 1_000
 MB = 1_000_000
@@ -377,8 +377,99 @@ ACESTEP_ENTRIES: tuple[ModelEntry, ...] = (
     _acestep("ace-step-base-fp16", "base", True, _FP16_SIZES, _ACESTEP_BASE_PARAMS),
 )
 
+# -- ACE-Step v1 exports (`lofi models export ace-step-v1`) ------------------------------------
+#
+# The source: the original checkpoint in its own layout (ACEStepPipeline.load_checkpoint reads the
+# four sub-folders). Its commit is pinned by a public project's licence notes, which fetch this
+# repo's README.md at it (another project's hub cache shows the same snapshot). Weight sizes from
+# lofi.nvim's docs (docs/features/ace-step.md); a public artifact list of this repo names the same
+# eleven files, 8.28 GB in all.
+ACESTEP_V1_REVISION = "82cd0d7b6322bd28cd4e830fe675ddb6180ce36c"
+ACESTEP_V1_FOLDERS = ("ace_step_transformer", "music_dcae_f8c8", "music_vocoder", "umt5-base")
+ACESTEP_V1_SOURCES: Mapping[str, ModelEntry] = MappingProxyType(
+    {
+        "v1": ModelEntry(
+            name="acestep-v1-3.5b-checkpoint",
+            engine="checkpoint",
+            repo="ACE-Step/ACE-Step-v1-3.5B",
+            files=(
+                *(
+                    ModelFile(f"{f}/config.json", f"{f}/config.json", 2 * KB)
+                    for f in ACESTEP_V1_FOLDERS
+                ),
+                ModelFile(
+                    f"ace_step_transformer/{_ST}", f"ace_step_transformer/{_ST}", int(6.2 * GB)
+                ),
+                ModelFile(f"music_dcae_f8c8/{_ST}", f"music_dcae_f8c8/{_ST}", 299 * MB),
+                ModelFile(f"music_vocoder/{_ST}", f"music_vocoder/{_ST}", 197 * MB),
+                ModelFile(
+                    "umt5-base/model.safetensors", "umt5-base/model.safetensors", int(1.1 * GB)
+                ),
+                ModelFile("umt5-base/tokenizer.json", "umt5-base/tokenizer.json", int(16.8 * MB)),
+                *(
+                    ModelFile(f"umt5-base/{name}", f"umt5-base/{name}", 3 * KB)
+                    for name in ("special_tokens_map.json", "tokenizer_config.json")
+                ),
+            ),
+            description="ACE-Step v1 (3.5B), the original checkpoint (Apache-2.0), bf16",
+            variant="original layout, bf16",
+            revision=ACESTEP_V1_REVISION,
+            layout=FoldersLayout(ACESTEP_V1_FOLDERS),
+        )
+    }
+)
+ACESTEP_V1_EXPORT_NAME = "ace-step-v1-export"
+# The original pipeline's defaults (ERG off: it edits the graphs); the exporter's
+# acestep_v1.json records the same.
+_ACESTEP_V1_PARAMS = {
+    "steps": 60,
+    "scheduler": "euler",
+    "guidance": 15.0,
+    "cfg_type": "apg",
+    "omega": 10.0,
+    "guidance_interval": 0.5,
+    "max_duration_s": 240.0,
+}
+
+
+def _acestep_v1_export(fp16: bool) -> ModelEntry:
+    """An export of the original checkpoint: the file set lofi.nvim publishes (sizes: its docs
+    for fp32; fp16 halves all but the DCAE, which stays float32)."""
+    half = 2 if fp16 else 1
+    files = (
+        ModelFile.flat("acestep_v1.json", 2 * KB),
+        ModelFile.flat("tokenizer.json", int(16.8 * MB)),
+        ModelFile.flat("text_encoder.onnx", int(1.13 * GB) // half),
+        ModelFile.flat("transformer_encoder.onnx", 424 * MB // half),
+        ModelFile.flat("transformer_decoder.onnx", int(35.7 * MB)),
+        ModelFile.flat("transformer_decoder_weights.bin", int(9.97 * GB) // half),
+        ModelFile.flat("dcae_decoder.onnx", 317 * MB),
+        ModelFile.flat("vocoder.onnx", 412 * MB // half),
+    )
+    precision = "fp16" if fp16 else "fp32"
+    return ModelEntry(
+        name=ACESTEP_V1_EXPORT_NAME + ("-fp16" if fp16 else ""),
+        engine="ace-step-v1",
+        repo=ACESTEP_V1_SOURCES["v1"].repo,
+        files=files,
+        description=f"ACE-Step v1 (3.5B) exported here from the original checkpoint, {precision}"
+        + ("; float32 inputs and outputs, for GPUs" if fp16 else "; the published interface"),
+        variant=f"{precision}, exported",
+        params=_ACESTEP_V1_PARAMS,
+        export="ace-step-v1" + (" --fp16" if fp16 else ""),
+    )
+
+
+ACESTEP_V1_EXPORT_ENTRIES: tuple[ModelEntry, ...] = (
+    _acestep_v1_export(False),
+    _acestep_v1_export(True),
+)
+
 CATALOG: Mapping[str, ModelEntry] = MappingProxyType(
-    {entry.name: entry for entry in (*MUSICGEN_ENTRIES, *ACESTEP_ENTRIES)}
+    {
+        entry.name: entry
+        for entry in (*MUSICGEN_ENTRIES, *ACESTEP_ENTRIES, *ACESTEP_V1_EXPORT_ENTRIES)
+    }
 )
 
 # The model each engine uses when none is named (the one place this is decided).
@@ -395,11 +486,13 @@ def default_model(engine: str) -> str:
         raise UsageError(f"engine {engine!r} has no default model: name one with --model") from None
 
 
-def find_source(source: str) -> ModelEntry | None:
-    """A known diffusers checkpoint by short name (``turbo``), entry name or repo id."""
-    if source in ACESTEP_SOURCES:
-        return ACESTEP_SOURCES[source]
-    for entry in ACESTEP_SOURCES.values():
+def find_source(
+    source: str, sources: Mapping[str, ModelEntry] = ACESTEP_SOURCES
+) -> ModelEntry | None:
+    """A known checkpoint of ``sources`` by short name (``turbo``), entry name or repo id."""
+    if source in sources:
+        return sources[source]
+    for entry in sources.values():
         if source in (entry.name, entry.repo):
             return entry
     return None
@@ -407,10 +500,12 @@ def find_source(source: str) -> ModelEntry | None:
 
 def export_name(source: ModelEntry | None, fp16: bool) -> str | None:
     """The catalog name an export of ``source`` gets by default (None: the caller must choose)."""
-    for key, entry in ACESTEP_SOURCES.items():
-        if entry is source:
-            return _EXPORT_NAMES[key] + ("-fp16" if fp16 else "")
-    return None
+    names = {
+        **{id(entry): _EXPORT_NAMES[key] for key, entry in ACESTEP_SOURCES.items()},
+        **{id(entry): ACESTEP_V1_EXPORT_NAME for entry in ACESTEP_V1_SOURCES.values()},
+    }
+    name = names.get(id(source))
+    return None if name is None else name + ("-fp16" if fp16 else "")
 
 
 def entries(engine: str | None = None) -> list[ModelEntry]:

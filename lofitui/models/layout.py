@@ -11,6 +11,8 @@ pinned commit). Pure functions over a listing, so the choice is tested without a
 - :class:`DiffusersLayout`: a diffusers pipeline; ``model_index.json`` plus every file of the
   components lofi's exporter reads. Components the index names that lofi does not use (e.g.
   ``audio_tokenizer``) are left on the hub.
+- :class:`FoldersLayout`: a checkpoint of named sub-folders (ACE-Step v1's original layout),
+  every file under them.
 """
 
 from __future__ import annotations
@@ -157,13 +159,44 @@ class DiffusersLayout:
     def choose(self, listing: Mapping[str, Listed], where: str) -> list[Chosen]:
         if self.INDEX not in listing:
             raise ModelError(f"{where} has no {self.INDEX}")
-        chosen = [Chosen(listing[self.INDEX], self.INDEX)]
-        for component in self.components:
-            files = sorted(p for p in listing if p.startswith(component + "/"))
-            if not files:
-                raise ModelError(f"{where} has no {component}/ folder")
-            chosen += [Chosen(listing[p], p) for p in files]
-        return chosen
+        return [Chosen(listing[self.INDEX], self.INDEX), *_folders(self.components, listing, where)]
 
 
-Layout = MusicGenLayout | DiffusersLayout
+@dataclass(frozen=True)
+class FoldersLayout:
+    """A checkpoint stored as sub-folders, each with a ``config.json`` (ACE-Step v1's original
+    layout: ``ace_step_transformer/``, ``music_dcae_f8c8/``...): every file under them."""
+
+    subfolders: tuple[str, ...]
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        return self.subfolders
+
+    @property
+    def recursive(self) -> bool:
+        return True
+
+    @property
+    def probe(self) -> str:
+        return f"{self.subfolders[0]}/config.json"
+
+    def complete_sets(self) -> list[set[str]]:
+        return [{f"{folder}/config.json" for folder in self.subfolders}]
+
+    def choose(self, listing: Mapping[str, Listed], where: str) -> list[Chosen]:
+        return _folders(self.subfolders, listing, where)
+
+
+def _folders(folders: tuple[str, ...], listing: Mapping[str, Listed], where: str) -> list[Chosen]:
+    """Every listed file under each of ``folders``, paths kept; ModelError for an empty one."""
+    chosen = []
+    for folder in folders:
+        files = sorted(p for p in listing if p.startswith(folder + "/"))
+        if not files:
+            raise ModelError(f"{where} has no {folder}/ folder")
+        chosen += [Chosen(listing[p], p) for p in files]
+    return chosen
+
+
+Layout = MusicGenLayout | DiffusersLayout | FoldersLayout
