@@ -100,7 +100,11 @@ def test_catalog_entries_are_complete_and_consistent():
         assert entry.params["guidance_scale"] == 3.0
         if entry.repo == REPO:
             assert entry.revision == GABOTECHS_REVISION
-    unpinned = {catalog.XENOVA_MUSICGEN_SMALL_REVISION, catalog.RUNWARE_BASE_REVISION}
+    unpinned = {
+        catalog.XENOVA_MUSICGEN_SMALL_REVISION,
+        catalog.RUNWARE_BASE_REVISION,
+        catalog.LOFI_MODELS_REVISION,
+    }
     for entry in [*entries(), *catalog.ACESTEP_SOURCES.values()]:
         pinned = re.fullmatch(r"[0-9a-f]{40}", entry.revision) is not None
         assert pinned or entry.revision in unpinned, entry.name  # branches only by constant
@@ -109,7 +113,10 @@ def test_catalog_entries_are_complete_and_consistent():
         assert entry.is_export and entry.install_command.startswith("lofi models export ace-step")
         assert {"acestep.json", "tokenizer.json", "transformer.onnx"} <= set(entry.local_names)
         assert entry.size > 0 and all(f.size > 0 for f in entry.files)
-    assert {e.engine for e in entries()} == {"musicgen", "ace-step"}
+    for entry in entries("ace-step-v1"):  # the published set, downloaded as it is
+        assert not entry.is_export and entry.layout is not None
+        assert "transformer_decoder_weights.bin" in entry.local_names
+    assert {e.engine for e in entries()} == {"musicgen", "ace-step", "ace-step-v1"}
     with pytest.raises(UsageError, match="known models: musicgen-small"):
         get_entry("musicgen-tiny")
 

@@ -32,7 +32,7 @@ from types import MappingProxyType
 from lofitui.convert.formats import ACESTEP_PIPELINE_COMPONENTS
 from lofitui.engines.base import BUILTIN_MODEL
 from lofitui.errors import UsageError
-from lofitui.models.layout import DiffusersLayout, Layout, MusicGenLayout
+from lofitui.models.layout import DiffusersLayout, FolderLayout, Layout, MusicGenLayout
 
 KB = 1_000
 MB = 1_000_000
@@ -377,13 +377,52 @@ ACESTEP_ENTRIES: tuple[ModelEntry, ...] = (
     _acestep("ace-step-base-fp16", "base", True, _FP16_SIZES, _ACESTEP_BASE_PARAMS),
 )
 
+# -- ACE-Step v1 as lofi.nvim publishes it ------------------------------------------------------
+#
+# willibrandon/lofi-models, folder ace-step/: the files lofi.nvim downloads (its MODEL_URLS),
+# with the sizes its specs record (~12.3 GB, fp32). No commit of the repo is published anywhere
+# lofi could read: the branch is pinned by name and the manifest records the commit it resolved
+# to at download. The engine runs the files as they are (lofitui.engines.acestep_v1).
+LOFI_MODELS_REVISION = "main"
+ACESTEP_V1_FILES: tuple[ModelFile, ...] = tuple(
+    ModelFile.flat(f"ace-step/{name}", size)
+    for name, size in (
+        ("tokenizer.json", int(16.8 * MB)),
+        ("text_encoder.onnx", int(1.13 * GB)),
+        ("transformer_encoder.onnx", 424 * MB),
+        ("transformer_decoder.onnx", int(35.7 * MB)),
+        ("transformer_decoder_weights.bin", int(9.97 * GB)),
+        ("dcae_decoder.onnx", 317 * MB),
+        ("vocoder.onnx", 412 * MB),
+    )
+)
+ACESTEP_V1_ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        name="ace-step-v1",
+        engine="ace-step-v1",
+        repo="willibrandon/lofi-models",
+        files=ACESTEP_V1_FILES,
+        description="ACE-Step v1 (3.5B) as lofi.nvim publishes it: 60 steps with APG guidance, "
+        "up to 240 s; a 12.3 GB download",
+        variant="fp32, published ONNX",
+        revision=LOFI_MODELS_REVISION,
+        params={"steps": 60, "guidance": 15.0, "scheduler": "euler", "max_duration_s": 240.0},
+        layout=FolderLayout("ace-step", tuple(f.local for f in ACESTEP_V1_FILES)),
+    ),
+)
+
 CATALOG: Mapping[str, ModelEntry] = MappingProxyType(
-    {entry.name: entry for entry in (*MUSICGEN_ENTRIES, *ACESTEP_ENTRIES)}
+    {entry.name: entry for entry in (*MUSICGEN_ENTRIES, *ACESTEP_ENTRIES, *ACESTEP_V1_ENTRIES)}
 )
 
 # The model each engine uses when none is named (the one place this is decided).
 DEFAULT_MODELS: Mapping[str, str] = MappingProxyType(
-    {"musicgen": "musicgen-small-fp16", "ace-step": "ace-step-turbo", "synth": BUILTIN_MODEL}
+    {
+        "musicgen": "musicgen-small-fp16",
+        "ace-step": "ace-step-turbo",
+        "ace-step-v1": "ace-step-v1",
+        "synth": BUILTIN_MODEL,
+    }
 )
 
 
