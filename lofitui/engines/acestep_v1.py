@@ -32,7 +32,7 @@ from tokenizers import Tokenizer
 
 from lofitui.audio.resample import StreamResampler
 from lofitui.audio.types import Audio
-from lofitui.engines.acestep import Conditioning
+from lofitui.engines.acestep import SCHEDULER_PARAM, Conditioning
 from lofitui.engines.acestep_text import open_tokenizer, tokenize
 from lofitui.engines.acestep_v1_decode import MelDecoder
 from lofitui.engines.acestep_v1_graph import read_folding
@@ -46,7 +46,6 @@ from lofitui.engines.base import (
     TrackRequest,
 )
 from lofitui.engines.flow import (
-    SCHEDULERS,
     V1_GUIDANCE_MODES,
     Guidance,
     GuidanceWindow,
@@ -57,7 +56,13 @@ from lofitui.engines.flow import (
     model_timestep,
     sample,
 )
-from lofitui.engines.runtime import RuntimeOptions, active_device, input_dtype, load_session
+from lofitui.engines.runtime import (
+    RuntimeOptions,
+    active_device,
+    input_dtype,
+    load_session,
+    run_session,
+)
 from lofitui.errors import ModelError, UsageError
 
 ENGINE_NAME = "ace-step-v1"
@@ -114,14 +119,7 @@ DEFAULTS: dict[str, ParamValue] = {
 PARAMS = (
     Param("lyrics", str, "song lyrics (default: instrumental)", "--lyrics", "TEXT", multiline=True),
     Param("steps", int, "diffusion steps (default 60)", "--steps", "N", minimum=1, maximum=200),
-    Param(
-        "scheduler",
-        str,
-        "flow-matching sampler (default euler)",
-        "--scheduler",
-        default="euler",
-        choices=SCHEDULERS,
-    ),
+    SCHEDULER_PARAM,
     Param("guidance", float, "guidance scale (default 15)", "--guidance", "G", 15.0, 0, 100),
     Param(
         "guidance_mode",
@@ -316,9 +314,10 @@ class AceStepV1Engine(EngineBase):
         *,
         chunk_s: float | None = None,
     ) -> Iterator[Audio]:
-        """48 kHz stereo, one piece per DCAE window (~9 s) as soon as it is vocoded; the chunk
-        size is the model's (``chunk_s`` is not used). Cancellable between evaluations and
-        windows."""
+        """48 kHz stereo, one piece per DCAE window (~9 s), all once the last is vocoded (as
+        the 1.5 engine does): the scheduler plans on chunks of at most ``scheduler.CHUNK_S``,
+        and 9 s windows decoded one by one slower than real time could run a playing track
+        dry. ``chunk_s`` is not used. Cancellable between evaluations and windows."""
         settings = self.validate(request)
         return self.render_stream(settings, on_progress=on_progress, cancel=cancel)
 
@@ -333,19 +332,29 @@ class AceStepV1Engine(EngineBase):
         cancel: CancelToken | None = None,
         on_evaluation: EvaluationHook | None = None,
     ) -> Iterator[Audio]:
-        """The track at 48 kHz, piece by piece. ``noise`` [1, 8, 16, F] and ``step_noise``
-        (PingPong's draws) replace the seed's generator, which otherwise gives both in turn."""
+        """The track at 48 kHz, one piece per DCAE window once all are decoded. ``noise``
+        [1, 8, 16, F] and ``step_noise`` (PingPong's draws) replace the seed's generator, which
+        otherwise gives both in turn."""
         rng = np.random.default_rng(settings.seed)
         shape = (1, 8, 16, frame_count(settings.duration_s))
         if noise is None:
             noise = rng.standard_normal(shape, dtype=np.float32)
         elif noise.shape != shape:
             raise ValueError(f"noise must be {shape}, got {noise.shape}")
+        waves = list(
+            self.render_native(
+                settings,
+                noise,
+                step_noise or generator_noise(rng),
+                on_progress,
+                cancel,
+                on_evaluation,
+            )
+        )
         resampler = StreamResampler(NATIVE_RATE, OUTPUT_RATE, self.channels)
         written = 0
-        for wave in self.render_native(
-            settings, noise, step_noise or generator_noise(rng), on_progress, cancel, on_evaluation
-        ):
+        for wave in waves:
+            _check(cancel)
             piece = resampler.push(Audio(np.ascontiguousarray(wave.T), NATIVE_RATE))
             if piece.frames:
                 written += piece.frames
@@ -368,7 +377,7 @@ class AceStepV1Engine(EngineBase):
         cancel: CancelToken | None = None,
         on_evaluation: EvaluationHook | None = None,
     ) -> Iterator[np.ndarray]:
-        """44.1 kHz audio [2, samples] per DCAE window, from ``noise``."""
+        """44.1 kHz audio [2, samples] per DCAE window, each as it is vocoded, from ``noise``."""
         meter = ProgressMeter(evaluations(settings.scheduler, settings.steps), "step", on_progress)
         _check(cancel)
         cond, uncond = self.encode(settings.prompt)
@@ -382,15 +391,9 @@ class AceStepV1Engine(EngineBase):
         original builds them with ERG off."""
         tokens = tokenize(self.tokenizer, prompt)
         text_encoder = self.sessions["text_encoder"]
-        ids_in, mask_in = text_encoder.get_inputs()[:2]
-        text = text_encoder.run(
-            None,
-            {
-                ids_in.name: tokens.ids.astype(input_dtype(text_encoder, ids_in.name)),
-                mask_in.name: tokens.mask.astype(input_dtype(text_encoder, mask_in.name)),
-            },
-        )[0].astype(np.float32)
+        ids_in, mask_in = (arg.name for arg in text_encoder.get_inputs()[:2])  # fed by position
         mask = tokens.mask.astype(np.int64)
+        text = run_session(text_encoder, None, **{ids_in: tokens.ids, mask_in: mask})[0]
         speaker = np.zeros((1, SPEAKER_DIM), np.float32)
         lyric_ids = lyric_mask = np.zeros((1, 1), np.int64)  # no lyrics, as the original
         cond = self._encode(text, mask, speaker, lyric_ids, lyric_mask)
@@ -458,13 +461,7 @@ class AceStepV1Engine(EngineBase):
         )
 
     def _run(self, component: str, **inputs: np.ndarray) -> list[np.ndarray]:
-        session = self.sessions[component]
-        feed = {
-            name: np.ascontiguousarray(np.asarray(value).astype(input_dtype(session, name)))
-            for name, value in inputs.items()
-        }
-        outputs = session.run(list(IO[component][1]), feed)
-        return [o.astype(np.float32) if o.dtype == np.float16 else o for o in outputs]
+        return run_session(self.sessions[component], IO[component][1], **inputs)
 
 
 def _check(cancel: CancelToken | None) -> None:

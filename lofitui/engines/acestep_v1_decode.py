@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 from lofitui.engines.acestep_v1_graph import Folding
-from lofitui.engines.runtime import input_dtype
+from lofitui.engines.runtime import run_session
 from lofitui.errors import ModelError
 
 DCAE_CONTEXT = 16  # latent frames (128 mel frames, ~1.5 s) of context per inner window side
@@ -31,9 +31,9 @@ Check = Callable[[], None]
 
 
 def _run(session: ort.InferenceSession, value: np.ndarray) -> np.ndarray:
-    arg = session.get_inputs()[0]
-    feed = {arg.name: np.ascontiguousarray(value.astype(input_dtype(session, arg.name)))}
-    return np.asarray(session.run(None, feed)[0], dtype=np.float32)
+    """A one-input graph (fed by position) -> its first output, float32."""
+    name = session.get_inputs()[0].name
+    return np.asarray(run_session(session, None, **{name: value})[0], dtype=np.float32)
 
 
 def window_cores(length: int, window: int, context: int) -> list[tuple[int, int, int]]:
