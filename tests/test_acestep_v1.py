@@ -40,15 +40,17 @@ from lofitui.models.catalog import MANIFEST_NAME, get_entry
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "acestep-v1-tiny"
 OPTIONS = RuntimeOptions(device="cpu", threads=1)
-# Measured on the committed fixture. The fixture stores velocities and the unconditional
-# sequence in float16, so those compare within its rounding (2**-11 relative) plus ATOL_*;
-# everything else is float32 (measured: encoder 6e-7, latents 1.3e-5).
+# The fixture stores the velocities and the mel in float16: those compare within its rounding
+# (2**-11 relative) plus ATOL_*; everything else is float32. Measured (ORT CPU, 1 thread):
+# encoder outputs 6e-7; velocities 9.6e-4 to 3.8e-3 abs at |v| <= 9.7 (= the float16 rounding);
+# final latents 7e-6 to 1.3e-5; first DCAE window's mel 3.9e-3 at |mel| <= 10.7 (float16);
+# 44.1 kHz wave over the first window's core 1.2e-7; vocoder tiles vs one pass 7.5e-8.
 FP16 = 2**-11
 ATOL_ENC = 1e-5
 ATOL_VELOCITY = 2e-5
 ATOL_LATENTS = 5e-5
 ATOL_MEL = 1e-4
-ATOL_WAVE = 1e-4
+ATOL_WAVE = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +97,12 @@ def test_text_side_matches_the_original(engine, reference):
     tokens = tokenize(engine.tokenizer, meta["prompt"])
     np.testing.assert_array_equal(tokens.ids, ref["text_input_ids"])
     cond, uncond = engine.encode(meta["prompt"])
-    np.testing.assert_allclose(cond.hidden_states, ref["encoder_hidden_states"], atol=ATOL_ENC)
-    want = ref["encoder_hidden_states_uncond"].astype(np.float32)
-    np.testing.assert_allclose(uncond.hidden_states, want, atol=ATOL_ENC, rtol=FP16)
+    np.testing.assert_allclose(
+        cond.hidden_states, ref["encoder_hidden_states"], atol=ATOL_ENC, rtol=0
+    )
+    np.testing.assert_allclose(
+        uncond.hidden_states, ref["encoder_hidden_states_uncond"], atol=ATOL_ENC, rtol=0
+    )
     np.testing.assert_array_equal(cond.attention_mask, ref["encoder_hidden_mask"])
     np.testing.assert_array_equal(uncond.attention_mask, ref["encoder_hidden_mask"])  # the cond's
 
