@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from cli_helpers import ensure_model_asking
+from cli_helpers import ensure_model_asking, one_error_line, run_lofi
 from hubserver import FakeHub
 
 from lofitui.audio.types import Audio
@@ -348,8 +348,6 @@ def test_folding_is_read_from_the_side_file_or_the_graph(engine, tmp_path):
 
 
 def test_render_writes_a_48k_stereo_file(tmp_path: Path, cli_env: dict) -> None:
-    from cli_helpers import run_lofi
-
     result = run_lofi(
         *("--render", "lofi piano", "--engine", "ace-step-v1", "--model", str(FIXTURE)),
         *("--duration", "6", "--seed", "7", "--steps", "2", "--scheduler", "heun"),
@@ -364,6 +362,13 @@ def test_render_writes_a_48k_stereo_file(tmp_path: Path, cli_env: dict) -> None:
     meta = json.loads(wav.with_suffix(".json").read_text())
     assert meta["engine"] == "ace-step-v1" and meta["params"]["guidance_mode"] == "cfg_star"
     assert meta["params"]["steps"] == 2 and meta["params"]["omega"] == 0.0
+    lyrics = run_lofi(
+        *("--render", "x", "--engine", "ace-step-v1", "--model", str(FIXTURE), "--duration", "6"),
+        *("--lyrics", "la la", "--out", "out"),
+        cwd=tmp_path,
+        env=cli_env,
+    )
+    assert "has no lyric vocabulary" in one_error_line(lyrics)
 
 
 def test_published_set_downloads_verified_with_resume(fake_hub: FakeHub, monkeypatch) -> None:

@@ -227,7 +227,10 @@ class AceStepV1Engine(EngineBase):
     """A loaded ACE-Step v1 model directory that follows the Engine protocol."""
 
     name = ENGINE_NAME
-    title = "ACE-Step v1 (--engine ace-step-v1; 5 to 240 s per track, 48 kHz stereo)"
+    title = (
+        "ACE-Step v1 (--engine ace-step-v1; 5 to 240 s per track, 48 kHz stereo; it also takes "
+        "--steps (default 60), --scheduler and --guidance (default 15) from the group above)"
+    )
     params = PARAMS
     channels = 2
     sample_rate = OUTPUT_RATE
