@@ -17,10 +17,12 @@ Revisions: every entry pins a commit where one is known. The commits below were 
 the hub by lofi (it was built without network access); each constant's note says where it comes
 from. A revision that is a branch name is explicit and says so: it is what the hub serves today.
 
-ACE-Step models are not downloaded ready-made: ``lofi models export ace-step`` converts a
+ACE-Step 1.5 models are not downloaded ready-made: ``lofi models export ace-step`` converts a
 diffusers-format checkpoint (one of ``ACESTEP_SOURCES``, fetched through the same consent and
 verified download as any catalog model, or a local directory) into ONNX once. Their entries
 (``export`` set) list the exporter's output files; ``repo`` names the checkpoint they come from.
+ACE-Step v1 is also downloaded as lofi.nvim publishes it (``ace-step-v1``, one folder of fixed
+file names: :class:`~lofitui.models.layout.FolderLayout`).
 """
 
 from __future__ import annotations
