@@ -71,6 +71,13 @@ def _ace(id: str, *args: str, code: int = 2, says: str = "", model: str = "{ace}
     return Case("numbers", id, (*ACE_RENDER[:-1], model, *args), code, says)
 
 
+def _v1(id: str, *args: str, says: str) -> Case:
+    """ACE-Step v1's own numbers: checked before any model is looked for."""
+    TRIED.add(args[0])
+    argv = (*ACE_RENDER[:-4], "--engine", "ace-step-v1", "--model", MISSING, *args)
+    return Case("numbers", id, argv, 2, says)
+
+
 NOT_FOUND = "not found"  # at a limit: accepted, so the missing model is what stops the run
 TEMPERATURE = "temperature must be between 0.01 and 100"
 GUIDANCE = "guidance must be between 1 and 100"
@@ -164,6 +171,12 @@ NUMBER_CASES = [
     _ace("ace-guidance-zero", "--guidance", "0", code=0),
     _ace("ace-guidance-max", "--guidance", "100", says=NOT_FOUND, model=MISSING),
     _ace("ace-guidance-huge", "--guidance", "1e308", says="guidance must be between 0 and 100"),
+    _v1("omega-past-max", "--omega", "100.5", says="omega must be between -100 and 100"),
+    _v1("omega-max", "--omega", "100", says=NOT_FOUND),
+    _v1("interval-past-max", "--guidance-interval", "1.01", says="between 0 and 1"),
+    _v1("interval-min", "--guidance-interval", "0", says=NOT_FOUND),
+    _v1("decay-negative", "--guidance-decay", "-0.1", says="guidance-decay must be between 0"),
+    _v1("min-guidance-past-max", "--min-guidance", "101", says="min-guidance must be between"),
 ]
 
 

@@ -8,7 +8,10 @@ import pytest
 from lofitui.engines.flow import (
     TURBO_TABLES,
     Guidance,
+    GuidanceWindow,
     evaluations,
+    flowmatch_schedule,
+    omega_factor,
     sample,
     shifted_schedule,
 )
@@ -130,14 +133,14 @@ def test_cfg_formula():
     np.testing.assert_allclose(g.combine(cond, uncond), uncond + 4.0 * (cond - uncond), atol=1e-6)
 
 
-def _apg_reference(cond, uncond, scale, running):
+def _apg_reference(cond, uncond, scale, running, axes=(1,)):
     """APG written out in float64 from the formula (momentum, norm clip, projection, eta 0)."""
     diff = cond.astype(np.float64) - uncond
     running = diff if running is None else diff - 0.75 * running
-    norm = np.linalg.norm(running, axis=1, keepdims=True)
+    norm = np.sqrt(np.sum(running**2, axis=axes, keepdims=True))
     clipped = running * np.minimum(1.0, 2.5 / norm)
-    unit = cond / np.linalg.norm(cond.astype(np.float64), axis=1, keepdims=True)
-    orthogonal = clipped - np.sum(clipped * unit, axis=1, keepdims=True) * unit
+    unit = cond / np.sqrt(np.sum(cond.astype(np.float64) ** 2, axis=axes, keepdims=True))
+    orthogonal = clipped - np.sum(clipped * unit, axis=axes, keepdims=True) * unit
     return cond + (scale - 1.0) * orthogonal, running
 
 
@@ -179,3 +182,82 @@ def test_guidance_interval_and_scale():
 def test_guidance_rejects_bad_settings(kwargs):
     with pytest.raises(UsageError):
         Guidance(**{"scale": 5.0, **kwargs})
+
+
+# -- ACE-Step v1's additions ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("steps", [1, 4, 27, 60])
+def test_v1_schedule_is_the_double_shifted_linspace(steps):
+    sigma_min = 3 * 0.001 / (1 + 2 * 0.001)  # the constructor's shifted 1/1000
+    u = np.linspace(1.0, sigma_min, steps)
+    expected = np.append(3 * u / (1 + 2 * u), 0.0)
+    schedule = flowmatch_schedule(steps)
+    assert schedule.dtype == np.float32 and schedule.shape == (steps + 1,)
+    np.testing.assert_allclose(schedule, expected, atol=1e-7, rtol=0)
+    assert schedule[0] == 1.0 and schedule[-1] == 0.0
+
+
+def test_v1_schedule_ends_nearer_zero_than_lofi_nvims():
+    assert abs(flowmatch_schedule(60)[-2] - 0.00893) < 1e-5  # lofi.nvim's 1/N end: 0.0484
+
+
+def test_omega_mean_shift_scales_only_the_deviation():
+    assert omega_factor(0.0) == 1.0 and abs(omega_factor(10.0) - 1.0462117) < 1e-6
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 8, 16, 5)).astype(np.float32)
+    v = rng.standard_normal(x.shape).astype(np.float32)
+    schedule = np.array([1.0, 0.25, 0.0], np.float32)
+    out = sample(x, schedule[:2], lambda _x, _t: v, "euler", omega=10.0)
+    dx = (np.float32(0.25) - np.float32(1.0)) * v
+    expected = x + dx.mean() + (dx - dx.mean()) * omega_factor(10.0)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    plain = sample(x, schedule[:2], lambda _x, _t: v, "euler", omega=0.0)
+    np.testing.assert_allclose(plain, x + dx, atol=1e-6)
+
+
+def test_pingpong_draws_from_the_given_noise_in_order():
+    draws = iter([np.full((1, 2), 5.0, np.float32), np.full((1, 2), 7.0, np.float32)])
+    x = np.zeros((1, 2), np.float32)
+    clean = lambda x, t: x / np.float32(t)  # noqa: E731  (predicts x0 = 0)
+    out = sample(x, np.array([1.0, 0.5, 0.0], np.float32), clean, "pingpong",
+                 noise=lambda shape: next(draws))  # fmt: skip
+    np.testing.assert_array_equal(out, np.zeros((1, 2)))  # the last draw is weighted by sigma 0
+    draws = iter([np.full((1, 2), 5.0, np.float32), np.full((1, 2), 7.0, np.float32)])
+    out = sample(x, np.array([1.0, 0.5], np.float32), clean, "pingpong",
+                 noise=lambda shape: next(draws))  # fmt: skip
+    np.testing.assert_array_equal(out, np.full((1, 2), 2.5))
+
+
+def test_guidance_window_counts_evaluations_as_the_original():
+    window = GuidanceWindow(60)
+    assert (window.start, window.end) == (15, 45)
+    assert window.scale(14, 15.0) is None and window.scale(45, 15.0) is None
+    assert window.scale(15, 15.0) == window.scale(44, 15.0) == 15.0
+    assert (GuidanceWindow(4).start, GuidanceWindow(4).end) == (1, 3)
+    decaying = GuidanceWindow(60, decay=1.0, min_scale=3.0)
+    assert decaying.scale(15, 15.0) == 15.0 and decaying.scale(44, 15.0) == 3.0
+    assert GuidanceWindow(2, interval=0.5, decay=1.0).scale(0, 9.0) == 9.0  # one evaluation
+    with pytest.raises(UsageError, match="interval"):
+        GuidanceWindow(60, interval=1.5)
+
+
+def test_apg_over_the_last_two_axes_and_a_scale_per_call():
+    rng = np.random.default_rng(4)
+    g = Guidance(15.0, "apg", axes=(-2, -1))
+    running = None
+    for step, scale in enumerate((15.0, 9.0, 3.0)):
+        cond = rng.standard_normal((1, 8, 16, 6)).astype(np.float32)
+        uncond = cond - rng.standard_normal(cond.shape).astype(np.float32) * (0.02 + step)
+        expected, running = _apg_reference(cond, uncond, scale, running, axes=(-2, -1))
+        np.testing.assert_allclose(g.combine(cond, uncond, scale), expected, atol=3e-5)
+
+
+def test_cfg_star_zero_start_then_the_optimal_scale():
+    rng = np.random.default_rng(6)
+    cond, uncond = rng.standard_normal((2, 1, 8, 16, 4)).astype(np.float32)
+    g = Guidance(5.0, "cfg_star")
+    assert not g.combine(cond, uncond, index=1).any()
+    alpha = np.sum(cond * uncond) / (np.sum(uncond * uncond) + 1e-8)
+    expected = alpha * uncond + 5.0 * (cond - alpha * uncond)
+    np.testing.assert_allclose(g.combine(cond, uncond, index=2), expected, atol=1e-5)

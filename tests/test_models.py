@@ -100,7 +100,11 @@ def test_catalog_entries_are_complete_and_consistent():
         assert entry.params["guidance_scale"] == 3.0
         if entry.repo == REPO:
             assert entry.revision == GABOTECHS_REVISION
-    unpinned = {catalog.XENOVA_MUSICGEN_SMALL_REVISION, catalog.RUNWARE_BASE_REVISION}
+    unpinned = {
+        catalog.XENOVA_MUSICGEN_SMALL_REVISION,
+        catalog.RUNWARE_BASE_REVISION,
+        catalog.LOFI_MODELS_REVISION,
+    }
     sources = [*catalog.ACESTEP_SOURCES.values(), *catalog.ACESTEP_V1_SOURCES.values()]
     for entry in [*entries(), *sources]:
         pinned = re.fullmatch(r"[0-9a-f]{40}", entry.revision) is not None
@@ -110,6 +114,12 @@ def test_catalog_entries_are_complete_and_consistent():
         assert entry.is_export and entry.install_command.startswith("lofi models export ace-step")
         assert {"acestep.json", "tokenizer.json", "transformer.onnx"} <= set(entry.local_names)
         assert entry.size > 0 and all(f.size > 0 for f in entry.files)
+    for entry in entries("ace-step-v1"):  # the published set as it is, or an export of the original
+        if entry.is_export:
+            assert entry.install_command.startswith("lofi models export ace-step-v1")
+        else:
+            assert entry.layout is not None
+        assert "transformer_decoder_weights.bin" in entry.local_names
     assert {e.engine for e in entries()} == {"musicgen", "ace-step", "ace-step-v1"}
     with pytest.raises(UsageError, match="known models: musicgen-small"):
         get_entry("musicgen-tiny")

@@ -45,6 +45,7 @@ from lofitui.convert.acestep import export_program, import_torch, save_program
 from lofitui.convert.formats import (
     ACESTEP_V1_CONFIG_NAME,
     ACESTEP_V1_DECODER_WEIGHTS,
+    ACESTEP_V1_DEFAULTS,
     ACESTEP_V1_FILES,
     ACESTEP_V1_FORMAT,
     ACESTEP_V1_FORMAT_VERSION,
@@ -79,19 +80,6 @@ SAMPLE_RATE = 44100
 HOP_LENGTH = 512  # audio samples per mel frame
 MEL_PER_LATENT = 8  # mel frames per latent frame
 DCAE_WINDOW = 128  # latent frames per dcae_decoder call (fixed, as published)
-# The original pipeline's defaults (``ACEStepPipeline.__call__``), ERG off: ERG edits the graphs.
-DEFAULTS = {
-    "steps": 60,
-    "scheduler": "euler",
-    "shift": 3.0,
-    "guidance": 15.0,
-    "cfg_type": "apg",
-    "omega": 10.0,
-    "guidance_interval": 0.5,
-    "guidance_interval_decay": 0.0,
-    "min_guidance_scale": 3.0,
-    "max_duration_s": 240.0,
-}
 
 Progress = Callable[[str], None]
 
@@ -342,7 +330,7 @@ def _write_config(models, out: Path, source: str, fp16: bool) -> None:
         "speaker_embedding_dim": int(tr.speaker_embedder.in_features),
         "lyric_vocab_size": int(tr.lyric_embs.num_embeddings),
         "max_text_tokens": 256,
-        "defaults": dict(DEFAULTS),
+        "defaults": dict(ACESTEP_V1_DEFAULTS),
         "files": dict(ACESTEP_V1_FILES),
     }
     (out / ACESTEP_V1_CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")

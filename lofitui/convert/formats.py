@@ -51,6 +51,18 @@ ACESTEP_V1_FILES = {
     "vocoder": "vocoder.onnx",
 }
 EXPORT_V1_EXTRA_HINT = "pip install -e '.[export-acestep-v1]'"
+# The original pipeline's defaults (``ACEStepPipeline.__call__``; ERG aside: it edits the graphs),
+# by lofi's parameter names: what the engine samples with, the catalog shows, the side file keeps.
+ACESTEP_V1_DEFAULTS: dict[str, str | int | float] = {
+    "steps": 60,
+    "scheduler": "euler",
+    "guidance": 15.0,
+    "guidance_mode": "apg",
+    "omega": 10.0,
+    "guidance_interval": 0.5,
+    "guidance_decay": 0.0,
+    "min_guidance": 3.0,
+}
 
 # The optional extra the ACE-Step exporter needs (torch, diffusers, transformers, onnxscript).
 EXPORT_EXTRA_HINT = "pip install -e '.[export-acestep]'"

@@ -51,7 +51,13 @@ from lofitui.engines.flow import (
     shifted_schedule,
 )
 from lofitui.engines.model_check import check_acestep
-from lofitui.engines.runtime import RuntimeOptions, active_device, input_dtype, load_session
+from lofitui.engines.runtime import (
+    RuntimeOptions,
+    active_device,
+    input_dtype,
+    load_session,
+    run_session,
+)
 from lofitui.errors import ModelError, UsageError
 
 ENGINE_NAME = "ace-step"
@@ -85,6 +91,16 @@ def time_signature(text: str) -> str:
         raise UsageError(f"--time-signature {text!r}: use 2, 3, 4 or 6 beats per bar (or 3/4...)")
     return beats
 
+
+# Shared with ACE-Step v1 (one --scheduler option for both).
+SCHEDULER_PARAM = Param(
+    "scheduler",
+    str,
+    "flow-matching sampler (default euler)",
+    "--scheduler",
+    default="euler",
+    choices=SCHEDULERS,
+)
 
 PARAMS = (
     Param("lyrics", str, "song lyrics (default: instrumental)", "--lyrics", "TEXT", multiline=True),
@@ -124,14 +140,7 @@ PARAMS = (
         minimum=0.01,
         maximum=100,
     ),
-    Param(
-        "scheduler",
-        str,
-        "flow-matching sampler (default euler)",
-        "--scheduler",
-        default="euler",
-        choices=SCHEDULERS,
-    ),
+    SCHEDULER_PARAM,
     Param(
         "guidance",
         float,
@@ -602,15 +611,7 @@ class AceStepEngine(EngineBase):
             yield np.ascontiguousarray(keep, dtype=np.float32)
 
     def _run(self, component: str, **inputs: np.ndarray) -> list[np.ndarray]:
-        session = self.sessions[component]
-        feed = {}
-        for name, value in inputs.items():
-            value = np.asarray(value)
-            if value.dtype.kind == "f":
-                value = value.astype(input_dtype(session, name), copy=False)
-            feed[name] = np.ascontiguousarray(value)
-        outputs = session.run(list(IO[component][1]), feed)
-        return [o.astype(np.float32) if o.dtype == np.float16 else o for o in outputs]
+        return run_session(self.sessions[component], IO[component][1], **inputs)
 
 
 def _check(cancel: CancelToken | None) -> None:

@@ -69,28 +69,35 @@ class Tokens:
     mask: np.ndarray
 
 
+def open_tokenizer(path: Path, max_length: int) -> Tokenizer:
+    """A HF ``tokenizers`` JSON, unpadded and truncated to ``max_length`` ids (ModelError if
+    unreadable)."""
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as exc:
+        raise ModelError(f"cannot load tokenizer {path}: {exc}") from exc
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_length)
+    return tok
+
+
+def tokenize(tok: Tokenizer, text: str) -> Tokens:
+    """``text`` with the tokenizer's special tokens, as a batch of one."""
+    ids = np.asarray(tok.encode(text, add_special_tokens=True).ids, dtype=np.int64)[None, :]
+    return Tokens(ids=ids, mask=np.ones(ids.shape, dtype=np.bool_))
+
+
 class AceStepTokenizer:
     """The Qwen3 tokenizer with the pipeline's truncation limits (256 caption, 2048 lyric)."""
 
     def __init__(self, path: Path) -> None:
-        try:
-            self._caption = Tokenizer.from_file(str(path))
-            self._lyric = Tokenizer.from_file(str(path))
-        except Exception as exc:
-            raise ModelError(f"cannot load tokenizer {path}: {exc}") from exc
-        for tok, limit in ((self._caption, MAX_TEXT_TOKENS), (self._lyric, MAX_LYRIC_TOKENS)):
-            tok.no_padding()
-            tok.enable_truncation(max_length=limit)
+        self._caption = open_tokenizer(path, MAX_TEXT_TOKENS)
+        self._lyric = open_tokenizer(path, MAX_LYRIC_TOKENS)
         if self._caption.token_to_id(END_OF_TEXT) is None:
             raise ModelError(f"{path} has no {END_OF_TEXT} token: not an ACE-Step tokenizer")
 
     def caption(self, text: str) -> Tokens:
-        return self._encode(self._caption, text)
+        return tokenize(self._caption, text)
 
     def lyrics(self, text: str) -> Tokens:
-        return self._encode(self._lyric, text)
-
-    @staticmethod
-    def _encode(tok: Tokenizer, text: str) -> Tokens:
-        ids = np.asarray(tok.encode(text, add_special_tokens=True).ids, dtype=np.int64)[None, :]
-        return Tokens(ids=ids, mask=np.ones(ids.shape, dtype=np.bool_))
+        return tokenize(self._lyric, text)

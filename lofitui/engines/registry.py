@@ -20,6 +20,7 @@ BUILTIN_ENGINE = "synth"  # needs no model files: what plays while a model downl
 ENGINES: dict[str, str] = {
     "musicgen": "lofitui.engines.musicgen:MusicGenEngine",
     "ace-step": "lofitui.engines.acestep:AceStepEngine",
+    "ace-step-v1": "lofitui.engines.acestep_v1:AceStepV1Engine",
     "synth": "lofitui.engines.synth:SynthEngine",
 }
 

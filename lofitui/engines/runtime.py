@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +141,24 @@ def input_dtype(session: ort.InferenceSession, name: str) -> np.dtype:
         if arg.name == name:
             return np.dtype(_NUMPY_DTYPES.get(arg.type, np.float32))
     raise KeyError(name)
+
+
+def run_session(
+    session: ort.InferenceSession, outputs: Sequence[str] | None, **inputs: np.ndarray
+) -> list[np.ndarray]:
+    """Run ``session``: float and integer inputs in the float or integer type the graph
+    declares (fp32 and fp16 exports, int32 and int64 ids are fed alike), float16 outputs back
+    as float32."""
+    declared = {arg.name: arg.type for arg in session.get_inputs()}
+    feed = {}
+    for name, value in inputs.items():
+        value = np.asarray(value)
+        want = np.dtype(_NUMPY_DTYPES.get(declared.get(name, ""), value.dtype))
+        if value.dtype.kind == want.kind or {value.dtype.kind, want.kind} <= {"i", "u"}:
+            value = value.astype(want, copy=False)
+        feed[name] = np.ascontiguousarray(value)
+    results = session.run(None if outputs is None else list(outputs), feed)
+    return [o.astype(np.float32) if o.dtype == np.float16 else o for o in results]
 
 
 def active_device(session: ort.InferenceSession) -> str:

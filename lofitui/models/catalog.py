@@ -17,10 +17,12 @@ Revisions: every entry pins a commit where one is known. The commits below were 
 the hub by lofi (it was built without network access); each constant's note says where it comes
 from. A revision that is a branch name is explicit and says so: it is what the hub serves today.
 
-ACE-Step models are not downloaded ready-made: ``lofi models export ace-step`` converts a
+ACE-Step 1.5 models are not downloaded ready-made: ``lofi models export ace-step`` converts a
 diffusers-format checkpoint (one of ``ACESTEP_SOURCES``, fetched through the same consent and
 verified download as any catalog model, or a local directory) into ONNX once. Their entries
 (``export`` set) list the exporter's output files; ``repo`` names the checkpoint they come from.
+ACE-Step v1 is also downloaded as lofi.nvim publishes it (``ace-step-v1``, one folder of fixed
+file names: :class:`~lofitui.models.layout.FolderLayout`).
 """
 
 from __future__ import annotations
@@ -29,10 +31,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from lofitui.convert.formats import ACESTEP_PIPELINE_COMPONENTS
+from lofitui.convert.formats import ACESTEP_PIPELINE_COMPONENTS, ACESTEP_V1_DEFAULTS
 from lofitui.engines.base import BUILTIN_MODEL
 from lofitui.errors import UsageError
-from lofitui.models.layout import DiffusersLayout, FoldersLayout, Layout, MusicGenLayout
+from lofitui.models.layout import (
+    DiffusersLayout,
+    FolderLayout,
+    FoldersLayout,
+    Layout,
+    MusicGenLayout,
+)
 
 KB = 1_000
 MB = 1_000_000
@@ -419,17 +427,7 @@ ACESTEP_V1_SOURCES: Mapping[str, ModelEntry] = MappingProxyType(
     }
 )
 ACESTEP_V1_EXPORT_NAME = "ace-step-v1-export"
-# The original pipeline's defaults (ERG off: it edits the graphs); the exporter's
-# acestep_v1.json records the same.
-_ACESTEP_V1_PARAMS = {
-    "steps": 60,
-    "scheduler": "euler",
-    "guidance": 15.0,
-    "cfg_type": "apg",
-    "omega": 10.0,
-    "guidance_interval": 0.5,
-    "max_duration_s": 240.0,
-}
+_ACESTEP_V1_PARAMS = {**ACESTEP_V1_DEFAULTS, "max_duration_s": 240.0}
 
 
 def _acestep_v1_export(fp16: bool) -> ModelEntry:
@@ -465,16 +463,60 @@ ACESTEP_V1_EXPORT_ENTRIES: tuple[ModelEntry, ...] = (
     _acestep_v1_export(True),
 )
 
+# -- ACE-Step v1 as lofi.nvim publishes it ------------------------------------------------------
+#
+# willibrandon/lofi-models, folder ace-step/: the files lofi.nvim downloads (its MODEL_URLS),
+# with the sizes its specs record (~12.3 GB, fp32). No commit of the repo is published anywhere
+# lofi could read: the branch is pinned by name and the manifest records the commit it resolved
+# to at download. The engine runs the files as they are (lofitui.engines.acestep_v1).
+LOFI_MODELS_REVISION = "main"
+ACESTEP_V1_FILES: tuple[ModelFile, ...] = tuple(
+    ModelFile.flat(f"ace-step/{name}", size)
+    for name, size in (
+        ("tokenizer.json", int(16.8 * MB)),
+        ("text_encoder.onnx", int(1.13 * GB)),
+        ("transformer_encoder.onnx", 424 * MB),
+        ("transformer_decoder.onnx", int(35.7 * MB)),
+        ("transformer_decoder_weights.bin", int(9.97 * GB)),
+        ("dcae_decoder.onnx", 317 * MB),
+        ("vocoder.onnx", 412 * MB),
+    )
+)
+ACESTEP_V1_ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        name="ace-step-v1",
+        engine="ace-step-v1",
+        repo="willibrandon/lofi-models",
+        files=ACESTEP_V1_FILES,
+        description="ACE-Step v1 (3.5B) as lofi.nvim publishes it: 60 steps with APG guidance, "
+        "up to 240 s; a 12.3 GB download",
+        variant="fp32, published ONNX",
+        revision=LOFI_MODELS_REVISION,
+        params=_ACESTEP_V1_PARAMS,
+        layout=FolderLayout("ace-step", tuple(f.local for f in ACESTEP_V1_FILES)),
+    ),
+)
+
 CATALOG: Mapping[str, ModelEntry] = MappingProxyType(
     {
         entry.name: entry
-        for entry in (*MUSICGEN_ENTRIES, *ACESTEP_ENTRIES, *ACESTEP_V1_EXPORT_ENTRIES)
+        for entry in (
+            *MUSICGEN_ENTRIES,
+            *ACESTEP_ENTRIES,
+            *ACESTEP_V1_ENTRIES,
+            *ACESTEP_V1_EXPORT_ENTRIES,
+        )
     }
 )
 
 # The model each engine uses when none is named (the one place this is decided).
 DEFAULT_MODELS: Mapping[str, str] = MappingProxyType(
-    {"musicgen": "musicgen-small-fp16", "ace-step": "ace-step-turbo", "synth": BUILTIN_MODEL}
+    {
+        "musicgen": "musicgen-small-fp16",
+        "ace-step": "ace-step-turbo",
+        "ace-step-v1": "ace-step-v1",
+        "synth": BUILTIN_MODEL,
+    }
 )
 
 

@@ -13,6 +13,8 @@ pinned commit). Pure functions over a listing, so the choice is tested without a
   ``audio_tokenizer``) are left on the hub.
 - :class:`FoldersLayout`: a checkpoint of named sub-folders (ACE-Step v1's original layout),
   every file under them.
+- :class:`FolderLayout`: a fixed list of files in one folder (ACE-Step v1 as lofi.nvim
+  publishes it); a listing that lacks one is refused.
 """
 
 from __future__ import annotations
@@ -199,4 +201,34 @@ def _folders(folders: tuple[str, ...], listing: Mapping[str, Listed], where: str
     return chosen
 
 
-Layout = MusicGenLayout | DiffusersLayout | FoldersLayout
+@dataclass(frozen=True)
+class FolderLayout:
+    """A fixed set of files in one folder, each stored under its base name (lofi.nvim's
+    ACE-Step v1 set: ``ace-step/`` with the decoder's weights in a named ``.bin``)."""
+
+    folder: str
+    names: tuple[str, ...]
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        return (self.folder,)
+
+    @property
+    def recursive(self) -> bool:
+        return False
+
+    @property
+    def probe(self) -> str:
+        return _join(self.folder, self.names[0])
+
+    def complete_sets(self) -> list[set[str]]:
+        return [set(self.names)]
+
+    def choose(self, listing: Mapping[str, Listed], where: str) -> list[Chosen]:
+        missing = [n for n in self.names if _join(self.folder, n) not in listing]
+        if missing:
+            raise ModelError(f"{where} has no {', '.join(_join(self.folder, n) for n in missing)}")
+        return [Chosen(listing[_join(self.folder, n)], n) for n in self.names]
+
+
+Layout = MusicGenLayout | DiffusersLayout | FoldersLayout | FolderLayout
