@@ -122,15 +122,13 @@ def open_engine(
     cancel: threading.Event | None = None,
     on_stage: StageCallback = _quiet,
     params: Mapping[str, ParamValue] | None = None,
-    measure_pace: bool = False,
 ) -> OpenEngine:
     """Locate (or download), prepare and load ``model`` with ``engine_name``; read its defaults.
 
     ``model`` is a catalog name or a directory. ``consent`` is asked before any download (None:
     no one can be asked, so a missing model is an error that says how to get it). ``params``:
     the run's engine parameters; those the engine sets up with (MusicGen's compute type) go to
-    its prepare and load steps. ``measure_pace``: time how the engine slows within a track
-    (a fraction of a second; the player's start rule needs it, a file render does not).
+    its prepare and load steps.
     """
     cls = engine_class(engine_name)
     options = runtime_options(device, threads)
@@ -141,8 +139,6 @@ def open_engine(
     cls.prepare(model_dir, options, on_stage, **how)
     engine = cls.load(model_dir, options, **how)
     engine.model_name = model
-    if measure_pace:
-        engine.measure_pace()
     return OpenEngine(engine, engine_name, model, model_dir, dict(engine.defaults()))
 
 

@@ -309,3 +309,24 @@ def test_another_compute_type_opens_the_model_with_it(lofi_home):
     engine = backend.engine_for(exact)
     assert engine is not loaded and engine.compute_type == "float32"
     engine.validate(exact.request(seed=1))
+
+
+def test_the_backend_measures_a_models_pace_until_one_is_learned(lofi_home):
+    """The first track's start rule needs how the model slows within a track: measured when the
+    engine opens while nothing is learned for its lane, not again once the scheduler has learned
+    it (kept in the state directory)."""
+    from lofitui.library.paces import Paces
+
+    model = str(require_fixture())
+    settings = build_settings(
+        Config(), {"engine": "musicgen", "model": model, "device": "cpu", "threads": 1}
+    )
+    first = Backend(settings)
+    station = first.station_for(require_fixture())
+    engine = first.engine_for(station)
+    assert engine.slowdown_for(30.0) != engine.slowdown  # measured, not the class's guess
+    Paces.load().learned(station.lane, 0.7)  # what a finished track teaches the scheduler
+    later = Backend(settings)
+    assert later.paces.slowdown(station.lane) == 0.7
+    engine = later.engine_for(later.station_for(require_fixture()))
+    assert engine.slowdown_for(30.0) == engine.slowdown  # nothing measured: the lane knows

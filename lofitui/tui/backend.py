@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from lofitui.engines.base import Engine, ParamValue
     from lofitui.events import JobInfo, SchedulerEvent, Station
     from lofitui.library.likes import Likes
+    from lofitui.library.paces import Paces
     from lofitui.library.played import PlayHistory
     from lofitui.models.catalog import ModelEntry
     from lofitui.models.download import DownloadProgress
@@ -99,6 +100,7 @@ class Backend:
         self.settings = settings
         self._engines: dict[tuple[str, ...], OpenEngine] = {}
         self._lock = threading.Lock()
+        self._paces: Paces | None = None  # the scheduler's, loaded once (see _open)
 
     # -- model -------------------------------------------------------------------------------------
 
@@ -149,22 +151,31 @@ class Backend:
         params: Mapping[str, ParamValue],
     ) -> OpenEngine:
         from lofitui import session
+        from lofitui.events import Station
 
         with self._lock:
             opened = self._engines.get(key)
             if opened is None:
                 s = self.settings
                 opened = session.open_engine(
-                    engine,
-                    model,
-                    device=s.device,
-                    threads=s.threads,
-                    offline=True,
-                    params=params,
-                    measure_pace=True,
+                    engine, model, device=s.device, threads=s.threads, offline=True, params=params
                 )
+                loaded = Station("", engine, model, params={**opened.defaults, **params})
+                if not self.paces.slowdown(loaded.lane):
+                    # Nothing learned yet on this machine: the first track's start rule needs
+                    # how the model slows within a track, measured now (a fraction of a second).
+                    opened.engine.measure_pace()
                 self._engines[key] = opened
             return opened
+
+    @property
+    def paces(self) -> Paces:
+        """The learned slowdowns (state directory), shared with the scheduler."""
+        if self._paces is None:
+            from lofitui.library.paces import Paces
+
+            self._paces = Paces.load()
+        return self._paces
 
     def station_for(self, model_dir: Path | None) -> Station:
         """Open the configured engine (the built-in one when ``model_dir`` is None: no model is
@@ -203,7 +214,6 @@ class Backend:
         from lofitui.audio.loudness import Loudness
         from lofitui.library import PlayHistory, TrackCache
         from lofitui.library.likes import Likes
-        from lofitui.library.paces import Paces
         from lofitui.scheduler import Scheduler
 
         s = self.settings
@@ -219,7 +229,7 @@ class Backend:
             flow=s.flow,
             played=PlayHistory.load(cache=cache),
             likes=Likes.load(),
-            paces=Paces.load(),
+            paces=self.paces,
             loudness=Loudness(s.loudness),
         )
         return Built(scheduler, station, problem)

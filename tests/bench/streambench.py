@@ -157,9 +157,11 @@ def open_model(model_dir: Path, threads: int) -> Any:
     """The MusicGen engine for ``model_dir``, loaded as lofi loads it (CPU, ``threads``)."""
     from lofitui.session import open_engine
 
-    return open_engine(
-        "musicgen", str(model_dir), device="cpu", threads=threads, offline=True, measure_pace=True
+    engine = open_engine(
+        "musicgen", str(model_dir), device="cpu", threads=threads, offline=True
     ).engine
+    engine.measure_pace()  # as the app does while nothing is learned (a fresh state directory)
+    return engine
 
 
 class Throttled:
