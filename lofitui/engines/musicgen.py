@@ -369,9 +369,9 @@ class MusicGenEngine(EngineBase):
         A unit is a decoder step (timed at the window's first position and at its last, entered
         directly: see ``FastDecoder.seek``), its sampling, and its frame's share of EnCodec (a
         streamed chunk of n frames decodes 2n with its left context). Takes 0.6-0.9 s for
-        musicgen-small on 2 cores, the sessions' first runs included. Only the fast decoder can enter a window at any position:
-        with the others this returns None and the class's guess stands. Returns the cost model
-        (a, b): a unit at position p costs a + b p seconds.
+        musicgen-small on 2 cores, the sessions' first runs included. Only the fast decoder can
+        enter a window at any position: with the others this returns None and the class's guess
+        stands. Returns the cost model (a, b): a unit at position p costs a + b p seconds.
         """
         decoder = self._decoder
         if not isinstance(decoder, FastDecoder):
