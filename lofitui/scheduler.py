@@ -51,9 +51,13 @@ Rules:
   the track (0 when nothing plays). Engines stream chunks of at most ``CHUNK_S``, each at most
   as long as all the audio before it (MusicGen: 0.3, 0.3, 0.6, 1, 1, ... s), so faster than
   real time (1.5x or more) a track starts with its first chunk; slower, it starts later instead
-  of stuttering. ``r`` is measured on the engine's progress since its first report, scaled to
-  the track's length, so a track's fixed start-up (encoding the prompt, the first chunk's
-  pipeline) does not count as slowness; the chunks' own pace when an engine reports none.
+  of stuttering. Engines whose chunks the model fixes (ACE-Step's VAE tiles, 5-10 s, each
+  handed out as it is decoded) get the same rule with their longest chunk so far in place of
+  ``CHUNK_S`` (and of ``MARGIN_S`` when longer): such a track starts before its last tile only
+  when the whole track generates faster than real time. ``r`` is measured on the engine's
+  progress since its first report, scaled to the track's length, so a track's fixed start-up
+  (encoding the prompt, the first chunk's pipeline) does not count as slowness; the chunks' own
+  pace when an engine reports none.
   The cache and the library only ever see complete tracks: a track is written when its
   generation ends, and skipping, cancelling or a station change stops its generation and
   leaves nothing. Saving a track still generating saves it once complete.
@@ -169,24 +173,33 @@ HISTORY = 20  # finished jobs kept for the queue view
 MAX_FAILURES = 3
 
 
-def can_start(generated_s: float, duration_s: float, rate: float, ahead_s: float = 0.0) -> bool:
+def can_start(
+    generated_s: float,
+    duration_s: float,
+    rate: float,
+    ahead_s: float = 0.0,
+    chunk_s: float = CHUNK_S,
+) -> bool:
     """The start rule: a track with ``generated_s`` of ``duration_s`` generated at ``rate``
     audio seconds per wall second can start playing ``ahead_s`` from now without running dry.
 
     The chunks still to come are taken as long as the engines' bound allows (each at most
-    ``CHUNK_S`` and at most the audio before it); each must be predicted to arrive ``LEAD_S``
-    before the playhead reaches its start, and the last ``MARGIN_S`` before the track's end.
+    ``chunk_s`` and at most the audio before it); each must be predicted to arrive ``LEAD_S``
+    before the playhead reaches its start, and the last ``MARGIN_S`` (or a chunk and its lead,
+    if longer) before the track's end. ``chunk_s``: ``CHUNK_S``, or the longest chunk an engine
+    whose chunks the model fixes (VAE tiles) has streamed.
     """
     if not (generated_s > 0 and rate > 0):
         return False
-    if (duration_s - generated_s) / rate > ahead_s + duration_s - MARGIN_S:
+    margin = max(MARGIN_S, chunk_s + LEAD_S)
+    if (duration_s - generated_s) / rate > ahead_s + duration_s - margin:
         return False
     made = generated_s
     while made < duration_s:
-        chunk = min(CHUNK_S, made, duration_s - made)
+        chunk = min(chunk_s, made, duration_s - made)
         if (made + chunk - generated_s) / rate + LEAD_S > ahead_s + made:
             return False
-        if chunk >= CHUNK_S:
+        if chunk >= chunk_s:
             # From here on the slack is linear in the chunk's start: the tightest chunk is this
             # one (rate >= 1) or the last, which the MARGIN_S check covers (rate < 1).
             return True
@@ -325,6 +338,7 @@ class _Job:
         self.chunks: list[Audio] = []
         self.generated_s = 0.0
         self.rate: float | None = None  # audio seconds per wall second (see _Pace)
+        self.longest_chunk_s = 0.0  # VAE tiles are longer than CHUNK_S: can_start plans on them
         self.complete = False  # generated in full (and cached)
         self.streamed = False  # the player holds it while incomplete: chunks go on to it
         self.codes: np.ndarray | None = None  # the engine's codes once complete (flow)
@@ -1258,6 +1272,7 @@ class Scheduler:
         if self._closed or job.complete or not wanted:
             return
         job.chunks.append(chunk)
+        job.longest_chunk_s = max(job.longest_chunk_s, chunk.duration_s)
         job.generated_s = min(job.generated_s + chunk.duration_s, job.duration_s)
         job.rate = rate
         if job.streamed:
@@ -1437,7 +1452,8 @@ class Scheduler:
             position, duration = self._position
             total = current.duration_s if not current.complete else duration
             ahead = max(0.0, total - position - self._crossfade_s)
-        return can_start(job.generated_s, job.duration_s, job.rate, ahead)
+        bound = max(CHUNK_S, job.longest_chunk_s)
+        return can_start(job.generated_s, job.duration_s, job.rate, ahead, bound)
 
     def _hand(
         self,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from session_spy import CountingSession
 
 from lofitui.engines.acestep import AceStepEngine, AceStepSettings, read_config
 from lofitui.engines.acestep_text import caption_text, lyric_text, metas
@@ -207,6 +208,17 @@ def test_tiled_decode_equals_one_pass_on_a_long_latent(turbo):
     tiled = turbo.decode(latents, tile_frames=10)
     assert tiled.shape == whole.shape == (2, 97 * 1920)
     np.testing.assert_allclose(tiled, whole, atol=1e-5, rtol=0)
+
+
+def test_stream_hands_out_each_tile_as_it_is_decoded(turbo, monkeypatch):
+    vae = CountingSession(turbo.sessions["vae_decoder"])
+    monkeypatch.setitem(turbo.sessions, "vae_decoder", vae)
+    stream = turbo.stream(_request(duration_s=12.0, steps=2))
+    first = next(stream)
+    assert vae.runs == 1 and first.duration_s > 4.0  # one 5 s tile, not the whole track
+    rest = list(stream)
+    assert vae.runs == len(rest) + 1 >= 3
+    assert sum(c.duration_s for c in (first, *rest)) == pytest.approx(12.0, abs=0.05)
 
 
 # -- the Engine protocol ---------------------------------------------------------------------

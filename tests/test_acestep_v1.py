@@ -18,6 +18,7 @@ import onnx
 import pytest
 from cli_helpers import ensure_model_asking, one_error_line, run_lofi
 from hubserver import FakeHub
+from session_spy import CountingSession
 
 from lofitui.audio.types import Audio
 from lofitui.audio.wav import read_wav
@@ -203,6 +204,20 @@ def test_stream_is_48k_stereo_and_joins_to_generate_exactly(engine):
     assert whole.frames == 20 * 48_000
     assert np.abs(whole.samples).max() > 0.01
     assert not np.array_equal(whole.samples[:, 0], whole.samples[:, 1])  # two mel channels
+
+
+def test_stream_hands_out_each_window_as_it_is_decoded(engine, monkeypatch):
+    dcae = CountingSession(engine.decoder.dcae)
+    monkeypatch.setattr(engine.decoder, "dcae", dcae)
+    # 256 frames, the tiny model's longest (its rotary table): three DCAE windows.
+    request = TrackRequest("lofi piano", 23.8, 5, engine="ace-step-v1", params={"steps": 2})
+    stream = engine.stream(request)
+    first = next(stream)
+    windows = len(window_cores(frame_count(23.8), 128, DCAE_CONTEXT))
+    # The first window's core, vocoded once the next window's mel gives it its right context.
+    assert dcae.runs == 2 < windows and first.frames > 0
+    rest = list(stream)
+    assert dcae.runs == windows and len(rest) >= windows - 1
 
 
 def test_seed_decides_the_noise_and_pingpong_draws(engine):

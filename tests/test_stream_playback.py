@@ -155,6 +155,19 @@ def test_start_rule_counts_the_time_until_the_playhead_gets_there() -> None:
     assert not can_start(0.0, 30.0, 5.0) and not can_start(1.0, 30.0, 0.0)
 
 
+def test_start_rule_plans_on_the_longest_chunk_an_engine_streams() -> None:
+    """VAE tiles (ACE-Step v1: ~10 s) arrive whole: a tile-streamed track may start after its
+    first tile only when it generates faster than real time, where 1 s chunks at the same rate
+    would already start."""
+    assert can_start(10.4, 30.0, 0.9)  # 1 s chunks: 19.6 s to go at 0.9x, 10.4 s in hand
+    assert not can_start(10.4, 30.0, 0.9, chunk_s=10.4)  # the next 10 s arrive after 11.6 s
+    assert can_start(10.4, 30.0, 1.1, chunk_s=10.4)
+    # Slower than real time the last tile is the tightest: it must arrive before the playhead
+    # reaches its start, a tile (not MARGIN_S) before the end: at 121.8 s, the playhead at 114.6 s.
+    assert can_start(10.4, 120.0, 0.9, ahead_s=5.0)
+    assert not can_start(10.4, 120.0, 0.9, ahead_s=5.0, chunk_s=10.4)
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 0.0

@@ -13,9 +13,9 @@ and onnxruntime only. The computation is diffusers' ``AceStepPipeline`` for text
    pipeline's -1 dBFS peak normalisation is left to lofi's shared loudness normalisation
    (:mod:`lofitui.audio.loudness`), which every engine's tracks go through.
 
-``stream`` yields the track tile by tile, once the last tile is decoded: a tile is 5 s, longer
-than the scheduler's chunk bound (``scheduler.CHUNK_S``), so tiles decoded one by one slower
-than real time could run a playing track dry. ``generate`` is the joined stream.
+``stream`` yields the track tile by tile, each as soon as the VAE has decoded it (a tile is 5 s,
+longer than the 1 s chunks the scheduler's start rule assumes of other engines: it plans on the
+longest chunk it has seen instead). ``generate`` is the joined stream.
 """
 
 from __future__ import annotations
@@ -407,8 +407,8 @@ class AceStepEngine(EngineBase):
         cancel: CancelToken | None = None,
         tile_frames: int | None = TILE_FRAMES,
     ) -> Iterator[Audio]:
-        """:meth:`render` tile by tile: one chunk per VAE tile, all once the last is decoded
-        (see the module docstring; cancellable between tiles)."""
+        """:meth:`render` tile by tile: one chunk per VAE tile, each as it is decoded
+        (cancellable between steps and tiles)."""
         settings.validate()
         rng = np.random.default_rng(settings.seed)
         length = self.latent_length(settings.duration_s)
@@ -453,8 +453,7 @@ class AceStepEngine(EngineBase):
             meter=meter,
             cancel=cancel,
         )
-        tiles = list(self.decode_tiles(latents, tile_frames=tile_frames, cancel=cancel))
-        for tile in tiles:
+        for tile in self.decode_tiles(latents, tile_frames=tile_frames, cancel=cancel):
             _check(cancel)
             yield Audio(tile.T.copy(), self.sample_rate)
 

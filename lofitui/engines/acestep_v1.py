@@ -306,10 +306,9 @@ class AceStepV1Engine(EngineBase):
         *,
         chunk_s: float | None = None,
     ) -> Iterator[Audio]:
-        """48 kHz stereo, one piece per DCAE window (~9 s), all once the last is vocoded (as
-        the 1.5 engine does): the scheduler plans on chunks of at most ``scheduler.CHUNK_S``,
-        and 9 s windows decoded one by one slower than real time could run a playing track
-        dry. ``chunk_s`` is not used. Cancellable between evaluations and windows."""
+        """48 kHz stereo, one piece per DCAE window (~9 s), each as soon as it is vocoded (the
+        scheduler plans on the longest piece it has seen). ``chunk_s`` is not used: the model
+        fixes the pieces. Cancellable between evaluations and windows."""
         settings = self.validate(request)
         return self.render_stream(settings, on_progress=on_progress, cancel=cancel)
 
@@ -324,7 +323,7 @@ class AceStepV1Engine(EngineBase):
         cancel: CancelToken | None = None,
         on_evaluation: EvaluationHook | None = None,
     ) -> Iterator[Audio]:
-        """The track at 48 kHz, one piece per DCAE window once all are decoded. ``noise``
+        """The track at 48 kHz, one piece per DCAE window as it is decoded. ``noise``
         [1, 8, 16, F] and ``step_noise`` (PingPong's draws) replace the seed's generator, which
         otherwise gives both in turn."""
         rng = np.random.default_rng(settings.seed)
@@ -333,15 +332,8 @@ class AceStepV1Engine(EngineBase):
             noise = rng.standard_normal(shape, dtype=np.float32)
         elif noise.shape != shape:
             raise ValueError(f"noise must be {shape}, got {noise.shape}")
-        waves = list(
-            self.render_native(
-                settings,
-                noise,
-                step_noise or generator_noise(rng),
-                on_progress,
-                cancel,
-                on_evaluation,
-            )
+        waves = self.render_native(
+            settings, noise, step_noise or generator_noise(rng), on_progress, cancel, on_evaluation
         )
         resampler = StreamResampler(NATIVE_RATE, OUTPUT_RATE, self.channels)
         written = 0

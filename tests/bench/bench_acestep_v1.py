@@ -63,23 +63,13 @@ UMT5 = dict(
     decoder_start_token_id=0,
     tie_word_embeddings=False,
 )
-# The DCAE's music_dcae_f8c8 configuration: 2 mel channels, 8 latent channels, f8c8 compression.
-DCAE = dict(
-    in_channels=2,
-    latent_channels=8,
+# The DCAE at full size (music_dcae_f8c8's sizes; its structure is the fixture's DCAE_LAYOUT).
+DCAE_SIZES = dict(
     attention_head_dim=32,
-    encoder_block_types=("ResBlock", "ResBlock", "EfficientViTBlock", "EfficientViTBlock"),
-    decoder_block_types=("ResBlock", "ResBlock", "EfficientViTBlock", "EfficientViTBlock"),
     encoder_block_out_channels=(128, 256, 512, 1024),
     decoder_block_out_channels=(128, 256, 512, 1024),
     encoder_layers_per_block=(2, 2, 3, 3),
     decoder_layers_per_block=(3, 3, 3, 3),
-    encoder_qkv_multiscales=((), (), (5,), (5,)),
-    decoder_qkv_multiscales=((), (), (5,), (5,)),
-    upsample_block_type="interpolate",
-    downsample_block_type="Conv",
-    decoder_norm_types="rms_norm",
-    decoder_act_fns="silu",
     scaling_factor=0.41407,
 )
 
@@ -119,7 +109,7 @@ def build(checkpoint: Path, code: str | None) -> dict:
     """The random full-size models in the original layout, one at a time."""
     torch = _torch(0)
     classes = _classes(code)  # first: it hides the broken torchvision before transformers looks
-    from make_acestep_v1 import build_tokenizer
+    from make_acestep_v1 import DCAE_LAYOUT, build_tokenizer
     from transformers import UMT5Config
 
     start = time.perf_counter()
@@ -130,7 +120,7 @@ def build(checkpoint: Path, code: str | None) -> dict:
     kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
     parts = {
         "ace_step_transformer": lambda: classes.transformer(**kwargs),
-        "music_dcae_f8c8": lambda: classes.dcae(**DCAE),
+        "music_dcae_f8c8": lambda: classes.dcae(**DCAE_LAYOUT, **DCAE_SIZES),
         "music_vocoder": lambda: classes.vocoder(),
         "umt5-base": lambda: classes.text_encoder(UMT5Config(**UMT5)),
     }
