@@ -110,7 +110,7 @@ def test_text_side_matches_the_original(engine, reference):
     np.testing.assert_array_equal(uncond.attention_mask, ref["encoder_hidden_mask"])  # the cond's
 
 
-@pytest.mark.parametrize("run", ["euler", "heun", "pingpong", "euler_cfg"])
+@pytest.mark.parametrize("run", ["euler", "heun", "pingpong", "euler_cfg", "euler_cfg_star"])
 def test_whole_pipeline_matches_the_original(engine, reference, run):
     ref, meta = reference
     settings = _settings(meta, run)
