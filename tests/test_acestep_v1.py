@@ -80,7 +80,7 @@ def _settings(meta, run: str) -> AceStepV1Settings:
         guidance_mode=spec["cfg_type"],
         omega=meta["omega_scale"],
         guidance_interval=meta["guidance_interval"],
-        guidance_decay=meta["guidance_interval_decay"],
+        guidance_decay=spec["guidance_interval_decay"],
         min_guidance=meta["min_guidance_scale"],
     )
 
@@ -110,7 +110,9 @@ def test_text_side_matches_the_original(engine, reference):
     np.testing.assert_array_equal(uncond.attention_mask, ref["encoder_hidden_mask"])  # the cond's
 
 
-@pytest.mark.parametrize("run", ["euler", "heun", "pingpong", "euler_cfg", "euler_cfg_star"])
+@pytest.mark.parametrize(
+    "run", ["euler", "heun", "pingpong", "euler_cfg", "euler_cfg_star", "euler_decay"]
+)
 def test_whole_pipeline_matches_the_original(engine, reference, run):
     ref, meta = reference
     settings = _settings(meta, run)
