@@ -163,7 +163,7 @@ class Backend:
                 loaded = Station("", engine, model, params={**opened.defaults, **params})
                 if not self.paces.slowdown(loaded.lane):
                     # Nothing learned yet on this machine: the first track's start rule needs
-                    # how the model slows within a track, measured now (a fraction of a second).
+                    # how the model slows within a track, measured now (under a second, once).
                     opened.engine.measure_pace()
                 self._engines[key] = opened
             return opened
