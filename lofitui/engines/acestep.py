@@ -41,6 +41,7 @@ from lofitui.engines.base import (
     ProgressCallback,
     ProgressMeter,
     TrackRequest,
+    check_cancelled,
 )
 from lofitui.engines.flow import (
     GUIDANCE_MODES,
@@ -432,7 +433,7 @@ class AceStepEngine(EngineBase):
         tile_frames: int | None,
     ) -> Iterator[Audio]:
         meter = ProgressMeter(evaluations(settings.scheduler, settings.steps), "step", on_progress)
-        _check(cancel)
+        check_cancelled(cancel)
         cond = self.encode(
             settings.prompt,
             settings.duration_s,
@@ -454,7 +455,7 @@ class AceStepEngine(EngineBase):
             cancel=cancel,
         )
         for tile in self.decode_tiles(latents, tile_frames=tile_frames, cancel=cancel):
-            _check(cancel)
+            check_cancelled(cancel)
             yield Audio(tile.T.copy(), self.sample_rate)
 
     def guidance(self, settings: AceStepSettings) -> Guidance:
@@ -557,7 +558,7 @@ class AceStepEngine(EngineBase):
         schedule = shifted_schedule(steps, shift)
 
         def velocity(x: np.ndarray, t: float) -> np.ndarray:
-            _check(cancel)
+            check_cancelled(cancel)
             v = self.velocity(x, t, cond, context, guidance)
             if on_velocity is not None:
                 on_velocity(x, t, v)
@@ -595,14 +596,14 @@ class AceStepEngine(EngineBase):
         length = z.shape[-1]
         hop = self.hop_length
         if tile_frames is None or length <= tile_frames:
-            _check(cancel)
+            check_cancelled(cancel)
             (audio,) = self._run("vae_decoder", latents=z)
             yield audio[0].astype(np.float32)
             return
         if tile_frames < 1 or overlap < 0:
             raise ValueError("tile_frames must be >= 1 and overlap >= 0")
         for core_start in range(0, length, tile_frames):
-            _check(cancel)
+            check_cancelled(cancel)
             core_end = min(core_start + tile_frames, length)
             start, end = max(0, core_start - overlap), min(length, core_end + overlap)
             (tile,) = self._run("vae_decoder", latents=z[:, :, start:end])
@@ -611,11 +612,6 @@ class AceStepEngine(EngineBase):
 
     def _run(self, component: str, **inputs: np.ndarray) -> list[np.ndarray]:
         return run_session(self.sessions[component], IO[component][1], **inputs)
-
-
-def _check(cancel: CancelToken | None) -> None:
-    if cancel is not None:
-        cancel.check()
 
 
 def _load_npy(path: Path, ndim: int) -> np.ndarray:

@@ -49,6 +49,7 @@ from lofitui.engines.base import (
     ProgressCallback,
     ProgressMeter,
     TrackRequest,
+    check_cancelled,
 )
 from lofitui.engines.flow import (
     V1_GUIDANCE_MODES,
@@ -338,12 +339,12 @@ class AceStepV1Engine(EngineBase):
         resampler = StreamResampler(NATIVE_RATE, OUTPUT_RATE, self.channels)
         written = 0
         for wave in waves:
-            _check(cancel)
+            check_cancelled(cancel)
             piece = resampler.push(Audio(np.ascontiguousarray(wave.T), NATIVE_RATE))
             if piece.frames:
                 written += piece.frames
                 yield piece
-        _check(cancel)
+        check_cancelled(cancel)
         tail = resampler.flush().samples
         # The original's floor(frames) ends up to 93 ms early: silence brings the track to the
         # length asked for, as every engine's tracks are.
@@ -363,12 +364,12 @@ class AceStepV1Engine(EngineBase):
     ) -> Iterator[np.ndarray]:
         """44.1 kHz audio [2, samples] per DCAE window, each as it is vocoded, from ``noise``."""
         meter = ProgressMeter(evaluations(settings.scheduler, settings.steps), "step", on_progress)
-        _check(cancel)
+        check_cancelled(cancel)
         cond, uncond = self.encode(settings.prompt)
         latents = self.denoise(
             noise, cond, uncond, settings, step_noise, meter, cancel, on_evaluation
         )
-        yield from self.decoder.audio(latents, lambda: _check(cancel))
+        yield from self.decoder.audio(latents, lambda: check_cancelled(cancel))
 
     def encode(self, prompt: str) -> tuple[Conditioning, Conditioning]:
         """The conditional and unconditional cross-attention sequences (batch 1), as the
@@ -427,7 +428,7 @@ class AceStepV1Engine(EngineBase):
 
         def velocity(x: np.ndarray, sigma: float) -> np.ndarray:
             nonlocal index
-            _check(cancel)
+            check_cancelled(cancel)
             scale = window.scale(index, settings.guidance) if settings.guided else None
             v_cond = self.velocity(x, sigma, cond)
             v_uncond = None if scale is None else self.velocity(x, sigma, uncond)
@@ -446,8 +447,3 @@ class AceStepV1Engine(EngineBase):
 
     def _run(self, component: str, **inputs: np.ndarray) -> list[np.ndarray]:
         return run_session(self.sessions[component], IO[component][1], **inputs)
-
-
-def _check(cancel: CancelToken | None) -> None:
-    if cancel is not None:
-        cancel.check()

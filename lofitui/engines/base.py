@@ -192,6 +192,12 @@ class CancelToken:
             raise Cancelled()
 
 
+def check_cancelled(cancel: CancelToken | None) -> None:
+    """Raise :class:`~lofitui.errors.Cancelled` if ``cancel`` (when given) has been set."""
+    if cancel is not None:
+        cancel.check()
+
+
 class ProgressMeter:
     """Turns "one more unit done" into :class:`Progress` with a rate and an ETA."""
 
