@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from lofitui.audio.interrupts import interrupts_held
 from lofitui.audio.mixing import to_stereo
 from lofitui.audio.resample import StreamResampler
 from lofitui.audio.types import Audio
@@ -71,16 +72,19 @@ def integrated_lufs(samples: np.ndarray, sample_rate: int) -> float:
 def warm_up() -> None:
     """Import the meter's and the filters' libraries now (~0.3-0.8 s), so that a player can do
     it on a spare thread while its first track is generated instead of on that track's way to
-    the speakers."""
-    import pyloudnorm  # noqa: F401
-    import scipy.ndimage
-    import scipy.signal  # noqa: F401
+    the speakers. On the main thread Ctrl-C waits for the import to finish (see
+    :mod:`lofitui.audio.interrupts`); every lazy use of the libraries comes through here."""
+    with interrupts_held():
+        import pyloudnorm  # noqa: F401
+        import scipy.ndimage
+        import scipy.signal  # noqa: F401
 
 
 @functools.lru_cache(maxsize=8)
 def _meter(sample_rate: int, block_s: float) -> Any:
     # Imported here: pyloudnorm loads scipy.signal (~0.5 s), which `lofi --help`, config
     # parsing and the player's start-up do not need.
+    warm_up()
     import pyloudnorm
 
     return pyloudnorm.Meter(sample_rate, block_size=block_s)
@@ -244,6 +248,7 @@ class DcBlocker:
     carried from one :meth:`process` to the next: chunk by chunk equals all at once."""
 
     def __init__(self, sample_rate: int, channels: int) -> None:
+        warm_up()
         from scipy.signal import butter
 
         self._sos = butter(2, DC_CUTOFF_HZ, "highpass", fs=sample_rate, output="sos")
@@ -269,6 +274,7 @@ class TruePeakLimiter:
     """
 
     def __init__(self, sample_rate: int, channels: int, ceiling_dbtp: float) -> None:
+        warm_up()  # scipy.ndimage, for _emit
         self.sample_rate = sample_rate
         self.channels = channels
         self._ceiling = float(_gain(ceiling_dbtp - CEILING_MARGIN_DB))

@@ -8,13 +8,10 @@ shorter track, and garbage is never played as noise.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import signal
 import struct
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from lofitui.atomic import atomic_path
+from lofitui.audio.interrupts import interrupts_held
 from lofitui.audio.types import Audio
 from lofitui.errors import LofiError
 
@@ -35,32 +33,6 @@ MAX_DATA_BYTES = 0xFFFFFFFF - (_HEADER_BYTES - 8)  # the RIFF size field is 32 b
 
 class CorruptAudioError(LofiError):
     """An audio file is truncated, unreadable or holds invalid samples."""
-
-
-_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """libsndfile encodes into memory through Python callbacks, where an exception raised by a
-    signal handler (Ctrl-C, SIGTERM taking the Ctrl-C path) is printed and lost. Meanwhile the
-    handlers only note the signal; it is raised again, to the usual handler, once the encoding
-    is done. (Handlers run in the main thread only: elsewhere there is nothing to hold.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    saved = {sig: signal.getsignal(sig) for sig in _HELD_SIGNALS}
-    held = [sig for sig, handler in saved.items() if callable(handler)]
-    for sig in held:
-        signal.signal(sig, lambda signum, _frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        for sig in held:
-            signal.signal(sig, saved[sig])
-        for signum in dict.fromkeys(caught):
-            signal.raise_signal(signum)
 
 
 def write_wav(path: str | os.PathLike[str], audio: Audio, subtype: Subtype = "FLOAT") -> Path:
@@ -81,7 +53,7 @@ def write_wav(path: str | os.PathLike[str], audio: Audio, subtype: Subtype = "FL
     # Encoded in memory, written by Python: a full disk raises OSError(ENOSPC), where
     # libsndfile writing the file itself would only say "System error.".
     encoded = io.BytesIO()
-    with _signals_held():
+    with interrupts_held():
         sf.write(encoded, samples, audio.sample_rate, subtype=subtype, format="WAV")
     with atomic_path(target) as tmp:
         tmp.write_bytes(encoded.getbuffer())
@@ -96,7 +68,7 @@ def pcm16_bytes(samples: np.ndarray) -> bytes:
     """
     buffer = io.BytesIO()
     clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
-    with _signals_held():
+    with interrupts_held():
         sf.write(buffer, clipped, 8000, format="RAW", subtype="PCM_16", endian="LITTLE")
     return buffer.getvalue()
 
